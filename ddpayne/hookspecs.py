@@ -1,0 +1,78 @@
+"""The extension points of ddpayne: the one file a plugin author reads.
+
+ddpayne is assembled from plugins, as pytest is. A plugin is an importable module (or object) that
+implements some of the hooks below with :data:`hookimpl` and is announced through the ``ddpayne``
+entry-point group::
+
+    # setup.cfg of a plugin package
+    [options.entry_points]
+    ddpayne =
+        boss = ddpayne_boss
+
+Each hook returns a list of classes of one kind; every class carries a unique ``name`` (class attribute)
+by which users select it (``ddpayne.registry.create("reader", "boss")`` or ``reader = "boss"`` in a
+TOML config). The classes derive from the abstract interfaces named in each hook; those interfaces are
+the contract. All hooks are collected (no ``firstresult``): every plugin contributes.
+
+Built-in implementations (DESI and LAMOST readers, the MLP emulator, the Kurucz gradient regularizer,
+the batched and scipy fitters, distances, galpy orbits, the MOOG synthesizer) are plugins in the same
+way; the core never imports them.
+"""
+from __future__ import annotations
+
+import pluggy
+
+#: Marker for hook specifications (used only by ddpayne itself).
+hookspec = pluggy.HookspecMarker("ddpayne")
+#: Marker for hook implementations: decorate your plugin's functions with it.
+hookimpl = pluggy.HookimplMarker("ddpayne")
+
+
+@hookspec
+def ddpayne_readers():
+    """Spectrum readers provided by the plugin.
+
+    Returns
+    -------
+    list of type
+        Subclasses of :class:`ddpayne.io.readers.SpectrumReader`. A reader identifies its files by
+        content (``identify``) and turns them into :class:`ddpayne.io.readers.SurveySpectra`, whose
+        arms are specutils ``Spectrum`` objects.
+    """
+
+
+@hookspec
+def ddpayne_emulators():
+    """Spectral emulators: subclasses of :class:`ddpayne.model.emulator.Emulator`.
+
+    An emulator maps labels to normalised flux on a wavelength grid and gives its exact Jacobian.
+    """
+
+
+@hookspec
+def ddpayne_regularizers():
+    """Training regularizers: subclasses of :class:`ddpayne.model.regularizer.Regularizer`.
+
+    A regularizer adds a term to the training loss (in DD-Payne: the mismatch between the emulator's
+    gradient spectra and physical ones, paper Eq. 3).
+    """
+
+
+@hookspec
+def ddpayne_fitters():
+    """Label fitters: subclasses of :class:`ddpayne.fit.fitter.Fitter`."""
+
+
+@hookspec
+def ddpayne_distance_estimators():
+    """Distance estimators: subclasses of :class:`ddpayne.galaxy.distances.DistanceEstimator`."""
+
+
+@hookspec
+def ddpayne_orbit_integrators():
+    """Orbit integrators: subclasses of :class:`ddpayne.galaxy.orbits.OrbitIntegrator`."""
+
+
+@hookspec
+def ddpayne_synthesizers():
+    """Physical spectrum synthesizers: subclasses of :class:`ddpayne.physics.synthesizer.Synthesizer`."""

@@ -1,0 +1,1 @@
+"""ddpayne.prepare"""

@@ -1,0 +1,4 @@
+"""Built-in ddpayne plugin: kurucz (being written)."""
+from ddpayne.hookspecs import hookimpl  # noqa: F401
+
+__version__ = "0.1.0"
