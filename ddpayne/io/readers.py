@@ -105,6 +105,18 @@ class SpectrumReader(abc.ABC):
             file and what is missing.
         """
 
+    def default_grid(self) -> np.ndarray | None:
+        """The rest-frame vacuum grid (Å) that this survey's arms are merged onto.
+
+        ``None`` means: cover all arms at their median pixel spacing (decided at preparation time).
+        """
+        return None
+
+    def read_catalogue(self, path: str | os.PathLike) -> Table:
+        """Read a survey catalogue that :meth:`read` can take as ``catalogue`` (default: any table
+        astropy can read)."""
+        return Table.read(path)
+
     def count(self, path: str | os.PathLike) -> int:
         """Number of spectra in ``path`` (1 for single-spectrum formats)."""
         return 1

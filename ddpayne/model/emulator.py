@@ -76,3 +76,61 @@ class Emulator(abc.ABC):
     @abc.abstractmethod
     def load(cls, path) -> "Emulator":
         """Read an emulator written by :meth:`save`."""
+
+    # ------------------------------------------------------------------ optional: trainable emulators
+    # The trainer (:func:`ddpayne.model.training.train_emulator`) creates an emulator by name with
+    # ``registry.create("emulator", name, label_names=..., wavelength=..., label_min=..., label_max=...,
+    # **options)`` and then uses the methods below. Emulators that are not trainable keep the defaults.
+
+    @property
+    def n_parameters_per_pixel(self) -> int | None:
+        """Free parameters of the model of one pixel (None if not meaningful)."""
+        return None
+
+    @property
+    def device(self):
+        """Device of the emulator's tensors."""
+        import torch
+
+        return torch.device("cpu")
+
+    def parameters(self):
+        """The trainable torch parameters (trainable emulators only)."""
+        raise NotImplementedError(f"emulator {type(self).__name__} ({self.name!r}) cannot be trained")
+
+    def initialize(self, mean_flux) -> None:
+        """Optional hook called by the trainer before the first epoch with the ivar-weighted mean
+        training flux per pixel (numpy ``(n_pix,)``), e.g. to start the output bias there."""
+
+
+def load_emulator(path, **options) -> Emulator:
+    """Load an emulator saved by any installed emulator plugin.
+
+    The file names the plugin that wrote it (key ``"emulator"`` of the saved torch dictionary); that
+    plugin's :meth:`Emulator.load` reads it.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :meth:`Emulator.save`.
+    **options
+        Passed to the plugin's ``load`` (e.g. ``device``, ``dtype`` for the ``mlp`` emulator).
+
+    Raises
+    ------
+    ddpayne.exceptions.IncompatibleModelError
+        If the file is not a ddpayne emulator file or was written in an incompatible format.
+    """
+    import torch
+
+    from .. import registry
+    from ..exceptions import IncompatibleModelError
+
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a non-torch file
+        raise IncompatibleModelError(f"{path}: not a ddpayne emulator file ({type(exc).__name__}: "
+                                     f"{exc})") from exc
+    if not isinstance(content, dict) or "emulator" not in content:
+        raise IncompatibleModelError(f"{path}: not a ddpayne emulator file (no 'emulator' entry)")
+    return registry.get("emulator", str(content["emulator"])).load(path, **options)

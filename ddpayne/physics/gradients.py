@@ -294,7 +294,7 @@ class GradientSpectra:
         h["DDPGRAD"] = (FORMAT_VERSION, "ddpayne gradient-spectra format version")
         h["NREF"], h["NLABEL"], h["NPIX"] = self.n_ref, self.n_label, self.n_pix
         h["DIFFTYPE"] = (str(self.provenance.get("difference", "forward")), "finite difference type")
-        h["GRADSHA"] = (self.checksum(), "GradientSpectra.checksum()")
+        h["GRADSHA"] = self.checksum()
         h["WAVEUNIT"] = ("Angstrom", "vacuum")
         for key, card in (("instrument", "INSTRUME"), ("synthesis_code", "SYNCODE")):
             if key in self.provenance:

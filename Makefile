@@ -1,0 +1,26 @@
+# ddpayne: the two commands of the README's quick start, and a few more.
+PYTHON ?= python3
+PIP = $(PYTHON) -m pip
+PYTEST_ARGS ?=
+
+.PHONY: install demo test docs bench clean
+
+install:
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e ".[all]"
+	$(PIP) install -e examples/ddpayne-boss
+
+demo: install
+	ddpayne demo --out demo-output
+
+test: install
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+docs:
+	$(PYTHON) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+bench:
+	$(PYTHON) benchmarks/run_all.py
+
+clean:
+	rm -rf build dist *.egg-info docs/_build demo-output

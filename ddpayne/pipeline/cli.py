@@ -1,0 +1,98 @@
+"""The ``ddpayne`` command line.
+
+``ddpayne plugins`` lists the installed plugins; ``ddpayne prepare`` reads and prepares survey files;
+``ddpayne demo`` runs the pipeline on the bundled data. Each subcommand is a thin layer over the
+Python API.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+
+log = logging.getLogger("ddpayne")
+
+
+def _cmd_plugins(args) -> int:
+    from .. import registry
+
+    infos = registry.plugins()
+    print(f"ddpayne {__version__}: {len(infos)} plugin(s) installed")
+    for info in infos:
+        provides = "; ".join(f"{kind}: {', '.join(sorted(names))}" for kind, names in
+                             sorted(info.provides.items())) or "nothing"
+        print(f"  {info.name:<12} {info.version or '?':<8} ({info.distribution or info.module})  {provides}")
+    for kind in registry.KINDS:
+        names = sorted(registry.available(kind))
+        print(f"{kind:>12}s: {', '.join(names) if names else '-'}")
+    return 0
+
+
+def _cmd_prepare(args) -> int:
+    from ..prepare.spectra import PrepareSettings, prepare_files
+
+    settings = PrepareSettings(continuum_width=args.continuum_width)
+    batch, rejected = prepare_files(args.files, reader=args.reader, catalogue=args.catalogue,
+                                    settings=settings, stars_only=not args.all)
+    for row in rejected:
+        log.info("rejected %s (%s): %s", row["ID"], row["SOURCE_FILE"], row["FLAG_REASON"])
+    if batch is None:
+        print(f"no spectra prepared from {len(args.files)} file(s); {len(rejected)} rejected")
+        return 1
+    print(f"prepared {len(batch)} spectra on {batch.wavelength.size} pixels "
+          f"({batch.wavelength[0]:.1f}-{batch.wavelength[-1]:.1f} A); {len(rejected)} rejected")
+    if args.out:
+        batch.write(args.out, overwrite=True)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.out, quick=args.quick)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``ddpayne`` command."""
+    p = argparse.ArgumentParser(prog="ddpayne", description="The Data-Driven Payne for survey spectra.")
+    p.add_argument("--version", action="version", version=f"ddpayne {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sp = sub.add_parser("plugins", help="list installed plugins and what they provide")
+    sp.set_defaults(func=_cmd_plugins)
+
+    sp = sub.add_parser("prepare", help="read, select stars, shift to rest frame, merge and normalise")
+    sp.add_argument("files", nargs="+", help="survey files (DESI coadds, LAMOST spectra, ...)")
+    sp.add_argument("--catalogue", help="survey catalogue with RVs and classes (DESI: mwsall)")
+    sp.add_argument("--reader", help="reader name (default: identify each file by content)")
+    sp.add_argument("--continuum-width", type=float, default=None, help="kernel width L in Å")
+    sp.add_argument("--all", action="store_true", help="keep non-stars (flagged) too")
+    sp.add_argument("-o", "--out", help="write the prepared batch to this FITS file")
+    sp.set_defaults(func=_cmd_prepare)
+
+    sp = sub.add_parser("demo", help="run the pipeline on the bundled (mock) data")
+    sp.add_argument("-o", "--out", default="demo-output", help="output folder (default: demo-output)")
+    sp.add_argument("--quick", action="store_true", help="smallest settings (used by the tests)")
+    sp.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ddpayne`` console script."""
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose + 1, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The DESI Milky Way Survey catalogue (``mwsall-pix-*.fits``): what the reader needs of it.
+
+Columns follow the DESI EDR MWS data model: ``RVTAB`` gives ``TARGETID``, ``RR_SPECTYPE`` (Redrock
+class), ``VRAD``/``VRAD_ERR`` (RVSpecfit, km/s) and ``SN_B/R/Z``; the ``FIBERMAP``, ``SCORES`` and
+``GAIA`` HDUs match ``RVTAB`` row by row and are joined column-wise when present.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+
+from ddpayne.exceptions import SpectrumFileError
+
+log = logging.getLogger(__name__)
+
+#: RVTAB columns the reader requires.
+REQUIRED_RVTAB = ("TARGETID", "RR_SPECTYPE", "VRAD")
+#: Further RVTAB columns kept when present.
+OPTIONAL_RVTAB = ("VRAD_ERR", "SN_B", "SN_R", "SN_Z", "SURVEY", "PROGRAM", "PRIMARY", "RVS_WARN",
+                  "SUCCESS", "TEFF", "LOGG", "FEH", "ALPHAFE", "TEFF_ERR", "LOGG_ERR", "FEH_ERR")
+#: Gaia columns kept (prefixed ``GAIA_`` when they clash with RVTAB names).
+GAIA_COLUMNS = ("SOURCE_ID", "RA", "DEC", "PARALLAX", "PARALLAX_ERROR", "PMRA", "PMRA_ERROR", "PMDEC",
+                "PMDEC_ERROR", "RUWE", "PHOT_G_MEAN_MAG", "PHOT_BP_MEAN_MAG", "PHOT_RP_MEAN_MAG",
+                "NU_EFF_USED_IN_ASTROMETRY", "PSEUDOCOLOUR", "ECL_LAT", "ASTROMETRIC_PARAMS_SOLVED")
+
+
+def read_mws_catalogue(path: str | os.PathLike) -> Table:
+    """Read the columns ddpayne uses from an MWS catalogue.
+
+    Parameters
+    ----------
+    path : path-like
+        ``mwsall-pix-*.fits`` or any FITS file with an ``RVTAB`` HDU.
+
+    Returns
+    -------
+    Table
+        RVTAB columns (:data:`REQUIRED_RVTAB`, and :data:`OPTIONAL_RVTAB` when present), plus the
+        GAIA HDU's :data:`GAIA_COLUMNS` when present. ``RR_SPECTYPE`` is stripped of padding.
+
+    Raises
+    ------
+    SpectrumFileError
+        If the file is unreadable, has no RVTAB, or lacks a required column.
+    """
+    try:
+        with fits.open(path, memmap=True) as hdul:
+            names = [h.name for h in hdul]
+            if "RVTAB" not in names:
+                raise SpectrumFileError(path, f"no RVTAB HDU (HDUs: {names}); not an MWS catalogue")
+            rv = hdul["RVTAB"].data
+            have = rv.columns.names
+            missing = [c for c in REQUIRED_RVTAB if c not in have]
+            if missing:
+                raise SpectrumFileError(path, f"RVTAB lacks required column(s) {missing}")
+            out = Table()
+            for c in REQUIRED_RVTAB + OPTIONAL_RVTAB:
+                if c in have:
+                    out[c] = np.array(rv[c])
+            if "GAIA" in names:
+                gaia = hdul["GAIA"].data
+                if len(gaia) == len(rv):
+                    for c in GAIA_COLUMNS:
+                        if c in gaia.columns.names:
+                            name = c if c not in out.colnames else f"GAIA_{c}"
+                            out[name] = np.array(gaia[c])
+                else:
+                    log.warning("%s: GAIA HDU has %d rows for %d RVTAB rows; ignored", path,
+                                len(gaia), len(rv))
+    except SpectrumFileError:
+        raise
+    except (OSError, ValueError, TypeError) as exc:
+        raise SpectrumFileError(path, f"cannot read MWS catalogue: {exc}") from exc
+    out["RR_SPECTYPE"] = np.char.strip(np.asarray(out["RR_SPECTYPE"]).astype(str))
+    return out
+
+
+def match_catalogue(targetids: np.ndarray, catalogue: Table, survey: str | None = None,
+                    program: str | None = None) -> np.ndarray:
+    """Row index into ``catalogue`` for each TARGETID (-1 where absent).
+
+    A TARGETID observed in several surveys/programs has several rows; the one of the coadd's own
+    ``survey``/``program`` is taken when those columns exist, else the ``PRIMARY`` one, else the first.
+    """
+    cat_ids = np.asarray(catalogue["TARGETID"], dtype=np.int64)
+    order = np.arange(len(catalogue))
+    preferred = np.zeros(len(catalogue), dtype=int)
+    if survey and "SURVEY" in catalogue.colnames and "PROGRAM" in catalogue.colnames:
+        same = ((np.char.strip(np.asarray(catalogue["SURVEY"]).astype(str)) == survey)
+                & (np.char.strip(np.asarray(catalogue["PROGRAM"]).astype(str)) == (program or "")))
+        preferred -= 2 * same
+    if "PRIMARY" in catalogue.colnames:
+        preferred -= np.asarray(catalogue["PRIMARY"], dtype=bool).astype(int)
+    # sort by id, then by preference, so the first row of each id is the one to take
+    idx = np.lexsort((order, preferred, cat_ids))
+    sorted_ids = cat_ids[idx]
+    first = np.concatenate([[True], sorted_ids[1:] != sorted_ids[:-1]])
+    uniq_ids, uniq_rows = sorted_ids[first], idx[first]
+    targetids = np.asarray(targetids, dtype=np.int64)
+    pos = np.searchsorted(uniq_ids, targetids)
+    pos = np.clip(pos, 0, max(len(uniq_ids) - 1, 0))
+    found = (len(uniq_ids) > 0) & (uniq_ids[pos] == targetids) if len(uniq_ids) else np.zeros(
+        targetids.shape, bool)
+    return np.where(found, uniq_rows[pos] if len(uniq_ids) else -1, -1)

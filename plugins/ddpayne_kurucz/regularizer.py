@@ -1,0 +1,234 @@
+"""The physical-gradient regularizer of DD-Payne (paper Eq. 3, second term) and a no-op regularizer.
+
+For each pixel λ the penalty is
+
+.. math::
+
+    R_\\lambda = \\frac{1}{\\sum_r w_r} \\sum_{r} w_r \\sum_k D_k\\, u_k\\,
+        \\big| f'_{k,\\rm model}(\\lambda|\\ell_r) - f'_{k,\\rm phys}(\\lambda|\\ell_r) \\big|
+
+summed over the pixels that are not masked in the gradient file nor in a hydrogen-line window. The
+paper sums over the reference points; here the sum is *averaged* over them (weights ``w_r``: 1 inside
+the training coverage, 0 or a Gaussian down-weight outside), so that ``D_k`` keeps its meaning whatever
+the number of reference points. The trainer minimises Σ_λ (data term_λ + R_λ); since every pixel has its
+own network this is the paper's pixel-by-pixel training.
+
+Units: derivatives are per physical unit, and ``u_k`` = 100 for ``TEFF`` (so D_TEFF applies to the
+gradient per 100 K) and 1 for the others (per dex, per km/s). Default weights (a reproduction of
+Xiang et al. 2019 used these): D = 5 for TEFF, LOGG, VMIC and 50 for FE_H and the [X/Fe] abundances.
+
+Model derivative: by default the same forward (or central, as the file says) finite difference with the
+same step Δk as the physical gradient (``derivative='finite'``), because for strongly non-linear labels
+(Teff, with steps of ~100 K) the finite difference of the physical model is not the tangent; comparing
+like with like avoids a bias. ``derivative='analytic'`` uses the emulator's exact Jacobian instead
+(cheaper for many labels: one Jacobian instead of n_labels + 1 forward passes).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ddpayne.exceptions import IncompatibleModelError
+from ddpayne.model.diagnostics import align_gradients, model_gradients, reference_coverage
+from ddpayne.model.regularizer import Regularizer
+from ddpayne.physics.gradients import GradientSpectra
+from ddpayne.prepare.masks import hydrogen_mask
+
+log = logging.getLogger(__name__)
+
+#: Default per-label weights D_k (TEFF per 100 K).
+DEFAULT_WEIGHTS: dict[str, float] = {"TEFF": 5.0, "LOGG": 5.0, "VMIC": 5.0}
+#: Default weight of FE_H and every [X/Fe].
+DEFAULT_ABUNDANCE_WEIGHT = 50.0
+#: Unit factors u_k: the regularized derivative of TEFF is per 100 K.
+UNIT_FACTORS: dict[str, float] = {"TEFF": 100.0}
+
+
+class NoRegularizer(Regularizer):
+    """No regularization: a purely data-driven model (for comparisons)."""
+
+    name = "none"
+
+    def penalty(self, emulator, pixels=None):
+        return torch.zeros((), dtype=emulator.dtype, device=emulator.device)
+
+    def describe(self) -> dict:
+        return {"name": self.name}
+
+
+class KuruczRegularizer(Regularizer):
+    """Tie the emulator's gradient spectra to physical (Kurucz) ones at reference label points.
+
+    Parameters
+    ----------
+    gradients : str, path or GradientSpectra
+        The gradient-spectra file (or object) on the model's wavelength grid.
+    weights : mapping, optional
+        Per-label D_k overriding the defaults (module docstring); a label given weight 0 is not
+        regularized.
+    labels : sequence of str, optional
+        Regularize only these labels (default: every emulator label in the file).
+    derivative : {'finite', 'analytic'}
+        How the model's gradient is computed (default 'finite'; see the module docstring).
+    outside : {'exclude', 'downweight', 'include'}
+        What to do with reference points outside the training-label coverage
+        (:func:`ddpayne.model.diagnostics.reference_coverage`): drop them (default), weight them by
+        exp(−½ (d/softness)²) with d the scaled distance outside, or keep them.
+    coverage_margin, coverage_radius : float
+        Coverage settings (fraction of each label's range; scaled nearest-training-star distance).
+    softness : float
+        Scale of the down-weighting (scaled label units).
+    mask_hydrogen : bool
+        Exclude hydrogen-line windows (MOOG-type syntheses lack Stark wings), in addition to the
+        file's own mask.
+    scale : float
+        Overall multiplier of the penalty.
+    """
+
+    name = "kurucz"
+
+    def __init__(self, gradients, weights: Mapping[str, float] | None = None,
+                 labels: Sequence[str] | None = None, derivative: str = "finite",
+                 outside: str = "exclude", coverage_margin: float = 0.0, coverage_radius: float = 0.15,
+                 softness: float = 0.1, mask_hydrogen: bool = True, scale: float = 1.0):
+        if isinstance(gradients, GradientSpectra):
+            self.gradients = gradients
+            self.path = None
+        else:
+            self.path = Path(gradients)
+            if not self.path.exists():
+                raise FileNotFoundError(f"gradient-spectra file {self.path} does not exist")
+            self.gradients = GradientSpectra.read(self.path)
+            self.gradients.provenance.setdefault("source", str(self.path))
+        if derivative not in ("finite", "analytic"):
+            raise ValueError(f"derivative must be 'finite' or 'analytic', got {derivative!r}")
+        if outside not in ("exclude", "downweight", "include"):
+            raise ValueError(f"outside must be 'exclude', 'downweight' or 'include', got {outside!r}")
+        self.weights = dict(weights or {})
+        unknown = [k for k in self.weights if k not in self.gradients.label_names]
+        if unknown:
+            raise ValueError(f"weights given for labels {unknown} that the gradient spectra do not hold "
+                             f"({list(self.gradients.label_names)})")
+        self.labels = None if labels is None else tuple(labels)
+        self.derivative = derivative
+        self.outside = outside
+        self.coverage_margin = float(coverage_margin)
+        self.coverage_radius = float(coverage_radius)
+        self.softness = float(softness)
+        self.mask_hydrogen = bool(mask_hydrogen)
+        self.scale = float(scale)
+        self._train_labels = None
+        self._prepared = None
+        self._cache = {}
+
+    # ------------------------------------------------------------------ setup
+    def weight_of(self, label: str) -> float:
+        """D_k of ``label``."""
+        if label in self.weights:
+            return float(self.weights[label])
+        return DEFAULT_WEIGHTS.get(label, DEFAULT_ABUNDANCE_WEIGHT)
+
+    def set_training_labels(self, labels) -> None:
+        """Give the training labels (emulator order) for the nearest-star coverage test."""
+        self._train_labels = None if labels is None else np.asarray(labels, dtype=float)
+        self._prepared = None
+
+    @property
+    def checksum(self) -> str:
+        """SHA-256 of the gradient spectra (stored with trained models)."""
+        return self.gradients.checksum()
+
+    def check_compatible(self, emulator) -> None:
+        """Check the grid and labels against ``emulator`` and prepare the reference data.
+
+        Raises
+        ------
+        IncompatibleModelError
+            Other wavelength grid or label names (the message says what to do), or no reference point
+            inside the training coverage when ``outside='exclude'``.
+        """
+        g = self.gradients
+        labels = self.labels
+        if labels is None:
+            labels = [n for n in emulator.label_names if n in g.label_names]
+        labels = [n for n in labels if self.weight_of(n) != 0]
+        ref, ei, gi = align_gradients(emulator.label_names, emulator.wavelength, g, labels,
+                                      what=f"emulator {emulator.name!r}")
+        dist = reference_coverage(ref, emulator.label_names, emulator.label_min, emulator.label_max,
+                                  train_labels=self._train_labels, margin=self.coverage_margin,
+                                  radius=self.coverage_radius)
+        if self.outside == "exclude":
+            w = (dist == 0).astype(float)
+        elif self.outside == "downweight":
+            w = np.exp(-0.5 * (dist / self.softness) ** 2)
+        else:
+            w = np.ones(len(ref))
+        use = np.flatnonzero(w > 1e-6)
+        if use.size == 0:
+            raise IncompatibleModelError(
+                f"none of the {g.n_ref} reference points of the gradient spectra lies inside the training "
+                f"label coverage of the emulator (ranges {dict(zip(emulator.label_names, zip(emulator.label_min, emulator.label_max)))}): "
+                f"use outside='downweight' or 'include', widen coverage_margin/coverage_radius, or use "
+                f"gradient spectra computed inside the training coverage")
+        good = ~g.mask
+        if self.mask_hydrogen:
+            good &= ~hydrogen_mask(g.wavelength)
+        good &= np.all(np.isfinite(g.gradients[np.ix_(use, gi)]), axis=(0, 1))
+        dk = np.array([self.weight_of(n) * UNIT_FACTORS.get(n, 1.0) for n in labels])
+        coef = (w[use] / w[use].sum())[:, None] * dk[None, :] * self.scale      # (n_use, K)
+        self._prepared = dict(labels=tuple(labels), refs=use, ref_weights=w[use], coef=coef,
+                              good=good, phys=g.gradients[np.ix_(use, gi)], n_outside=int((dist > 0).sum()))
+        self._cache = {}
+        log.info("kurucz regularizer: %d of %d reference points used (%d outside the training coverage, "
+                 "outside=%r), %d labels, %d of %d pixels", use.size, g.n_ref,
+                 self._prepared["n_outside"], self.outside, len(labels), good.sum(), g.n_pix)
+
+    @property
+    def n_constraints_per_pixel(self) -> int:
+        """Gradient values that constrain each pixel's network (reference points × labels)."""
+        if self._prepared is None:
+            return 0
+        return len(self._prepared["refs"]) * len(self._prepared["labels"])
+
+    def describe(self) -> dict:
+        """Name, options and the gradient-file checksum, for the model's provenance."""
+        p = self._prepared or {}
+        return {"name": self.name, "path": None if self.path is None else str(self.path),
+                "checksum": self.checksum, "derivative": self.derivative, "outside": self.outside,
+                "coverage_margin": self.coverage_margin, "coverage_radius": self.coverage_radius,
+                "mask_hydrogen": self.mask_hydrogen, "scale": self.scale,
+                "labels": list(p.get("labels", [])),
+                "weights": {n: self.weight_of(n) for n in p.get("labels", [])},
+                "n_refs_used": int(len(p.get("refs", []))),
+                "difference": self.gradients.provenance.get("difference", "forward")}
+
+    def _tensors(self, emulator):
+        key = (emulator.dtype, str(emulator.device))
+        if key not in self._cache:
+            p = self._prepared
+            dev, dt = emulator.device, emulator.dtype
+            coef = torch.as_tensor(p["coef"], dtype=dt, device=dev)[:, :, None]
+            good = torch.as_tensor(p["good"], dtype=dt, device=dev)
+            phys = torch.as_tensor(np.where(p["good"], p["phys"], 0.0), dtype=dt, device=dev)
+            self._cache = {key: (coef * good, phys)}   # (n_use, K, P) weights incl. pixel mask
+        return self._cache[key]
+
+    # ------------------------------------------------------------------ the penalty
+    def penalty(self, emulator, pixels=None):
+        """Σ over pixels (of ``pixels``, default all) of R_λ; differentiable in the weights.
+
+        :meth:`check_compatible` must have been called with this emulator.
+        """
+        if self._prepared is None:
+            self.check_compatible(emulator)
+        p = self._prepared
+        weight, phys = self._tensors(emulator)
+        if pixels is not None:
+            weight, phys = weight[:, :, pixels], phys[:, :, pixels]
+        model = model_gradients(emulator, self.gradients, p["labels"], self.derivative, refs=p["refs"],
+                                pixels=pixels)
+        return (weight * (model - phys).abs()).sum()

@@ -1,0 +1,316 @@
+"""The DD-Payne spectral emulator: one small neural network per pixel, evaluated for all pixels at once.
+
+For pixel λ (method notes; Ting et al. 2019; Xiang et al. 2019; Zhang et al. 2024 §3.1)
+
+.. math::
+
+    \\tilde\\ell = \\frac{\\ell - \\ell_{\\min}}{\\ell_{\\max} - \\ell_{\\min}} - 0.5, \\qquad
+    f_\\lambda(\\ell) = w_2 \\cdot \\sigma\\big(W_1\\, \\sigma(W_0 \\tilde\\ell + b_0) + b_1\\big) + b_2
+
+with two hidden layers of ``n_hidden`` (paper: 40) neurons. The weights of all pixels are stacked
+tensors, ``W0 (n_pix, H, L)``, ``W1 (n_pix, H, H)``, ``w2 (n_pix, H)`` (+ biases), and the pixels are
+evaluated together: the first layer is one dense matmul ``(n_pix·H, L) @ (L, n)``, the second a
+batched matmul over pixels (``torch.baddbmm``). There is no Python loop over pixels.
+
+Activation: the logistic sigmoid by default (a smooth activation, so that the model's derivatives —
+which the regularizer and the fitter use — are smooth; leaky-ReLU derivatives are piecewise constant).
+``"silu"`` and ``"tanh"`` are available.
+
+The Jacobian ∂f/∂ℓ is exact and analytic (the chain rule through the two layers, batched the same way)
+and expressed per *physical* label unit (divided by ``ℓ_max − ℓ_min``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import ddpayne
+from ddpayne.exceptions import IncompatibleModelError
+from ddpayne.io.atomic import atomic_path
+from ddpayne.model.emulator import Emulator
+
+log = logging.getLogger(__name__)
+
+#: Version of the saved-model format written by :meth:`MLPEmulator.save`.
+FORMAT_VERSION = 1
+#: Identifies files written by this plugin.
+FILE_KIND = "ddpayne-mlp-emulator"
+
+_ACTIVATIONS = ("sigmoid", "silu", "tanh")
+
+
+def _dtype(dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    table = {"float32": torch.float32, "float64": torch.float64, "single": torch.float32,
+             "double": torch.float64, "float": torch.float32}
+    try:
+        return table[str(dtype).replace("torch.", "")]
+    except KeyError:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
+
+
+class MLPEmulator(torch.nn.Module, Emulator):
+    """Per-pixel two-hidden-layer perceptron (DD-Payne / The Payne architecture).
+
+    Parameters
+    ----------
+    label_names : sequence of str
+        Labels, in the order of the last axis of label arrays.
+    wavelength : array_like, shape (n_pix,)
+        Vacuum wavelength grid (Å) of the modelled flux.
+    label_min, label_max : array_like, shape (n_labels,)
+        Label range used for scaling (normally the training-set range), physical units.
+    n_hidden : int
+        Neurons in each of the two hidden layers (paper: 40).
+    activation : {'sigmoid', 'silu', 'tanh'}
+        Hidden-layer activation (default sigmoid; see the module docstring).
+    seed : int
+        Seed of the weight initialisation.
+    dtype : {'float32', 'float64'} or torch.dtype
+    device : str or torch.device
+    """
+
+    name = "mlp"
+
+    def __init__(self, label_names, wavelength, label_min, label_max, n_hidden: int = 40,
+                 activation: str = "sigmoid", seed: int = 0, dtype="float32", device="cpu"):
+        torch.nn.Module.__init__(self)
+        self.label_names = tuple(str(n) for n in label_names)
+        self.wavelength = np.asarray(wavelength, dtype=float).reshape(-1)
+        self.label_min = np.asarray(label_min, dtype=float).reshape(-1)
+        self.label_max = np.asarray(label_max, dtype=float).reshape(-1)
+        n_lab, n_pix = len(self.label_names), self.wavelength.size
+        if self.label_min.shape != (n_lab,) or self.label_max.shape != (n_lab,):
+            raise ValueError(f"label_min/label_max must have {n_lab} entries (one per label "
+                             f"{self.label_names}), got {self.label_min.shape}, {self.label_max.shape}")
+        span = self.label_max - self.label_min
+        if not np.all(np.isfinite(span)) or np.any(span <= 0):
+            bad = [n for n, s in zip(self.label_names, span) if not (np.isfinite(s) and s > 0)]
+            raise ValueError(f"label range is empty or not finite for {bad}: every label must vary "
+                             f"in the training set (drop constant labels from label_names)")
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
+        self.n_hidden = int(n_hidden)
+        self.activation = activation
+        self.seed = int(seed)
+        self.provenance: dict = {}
+        dt = _dtype(dtype)
+        H = self.n_hidden
+        gen = torch.Generator().manual_seed(self.seed)
+
+        def uniform(shape, fan_in):  # torch.nn.Linear's default initialisation, per pixel
+            bound = 1.0 / math.sqrt(fan_in)
+            return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
+
+        self.W0 = torch.nn.Parameter(uniform((n_pix, H, n_lab), n_lab).to(dt))
+        self.b0 = torch.nn.Parameter(uniform((n_pix, H), n_lab).to(dt))
+        self.W1 = torch.nn.Parameter(uniform((n_pix, H, H), H).to(dt))
+        self.b1 = torch.nn.Parameter(uniform((n_pix, H), H).to(dt))
+        self.w2 = torch.nn.Parameter(uniform((n_pix, H), H).to(dt))
+        self.b2 = torch.nn.Parameter(uniform((n_pix,), H).to(dt))
+        self.register_buffer("_lmin", torch.as_tensor(self.label_min, dtype=dt))
+        self.register_buffer("_span", torch.as_tensor(span, dtype=dt))
+        self.to(device)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.W0.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.W0.device
+
+    @property
+    def n_pix(self) -> int:
+        return self.wavelength.size
+
+    @property
+    def n_parameters_per_pixel(self) -> int:
+        L, H = self.n_labels, self.n_hidden
+        return (L * H + H) + (H * H + H) + (H + 1)
+
+    def __repr__(self) -> str:
+        return (f"MLPEmulator(labels={list(self.label_names)}, n_pix={self.n_pix}, "
+                f"n_hidden={self.n_hidden}, activation={self.activation!r}, dtype={self.dtype}, "
+                f"device={self.device})")
+
+    # ------------------------------------------------------------------ the model
+    def scale_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """ℓ̃ = (ℓ − ℓ_min)/(ℓ_max − ℓ_min) − 0.5."""
+        return (labels - self._lmin) / self._span - 0.5
+
+    def _as_labels(self, labels) -> torch.Tensor:
+        x = torch.as_tensor(labels, dtype=self.dtype, device=self.device)
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != self.n_labels:
+            raise ValueError(f"labels must have shape (n, {self.n_labels}) for {self.label_names}, "
+                             f"got {tuple(x.shape)}")
+        return x
+
+    def _act(self, z):
+        if self.activation == "sigmoid":
+            return torch.sigmoid(z)
+        if self.activation == "silu":
+            return torch.nn.functional.silu(z)
+        return torch.tanh(z)
+
+    def _act_prime(self, z, a):
+        """Derivative of the activation, given its input ``z`` and output ``a``."""
+        if self.activation == "sigmoid":
+            return a * (1 - a)
+        if self.activation == "silu":
+            s = torch.sigmoid(z)
+            return s * (1 + z * (1 - s))
+        return 1 - a * a
+
+    def _weights(self, pixels):
+        if pixels is None:
+            return self.W0, self.b0, self.W1, self.b1, self.w2, self.b2
+        return (self.W0[pixels], self.b0[pixels], self.W1[pixels], self.b1[pixels], self.w2[pixels],
+                self.b2[pixels])
+
+    def _hidden(self, x, W):
+        W0, b0, W1, b1, _, _ = W
+        P, H, L = W0.shape
+        # layer 0: one dense matmul for all pixels, (P*H, L) @ (L, n) -> (P, H, n)
+        z0 = (W0.reshape(P * H, L) @ x.T).view(P, H, -1) + b0[:, :, None]
+        a0 = self._act(z0)
+        # layer 1: batched over pixels, (P, H, H) @ (P, H, n)
+        z1 = torch.baddbmm(b1[:, :, None], W1, a0)
+        a1 = self._act(z1)
+        return z0, a0, z1, a1
+
+    def flux(self, labels, pixels=None) -> torch.Tensor:
+        """Normalised flux.
+
+        Parameters
+        ----------
+        labels : torch.Tensor or array_like, shape (n, n_labels)
+            Physical labels (converted to the emulator's dtype and device).
+        pixels : slice or index tensor, optional
+            Evaluate only these pixels (default all).
+
+        Returns
+        -------
+        torch.Tensor, shape (n, n_pix)
+        """
+        x = self.scale_labels(self._as_labels(labels))
+        W = self._weights(pixels)
+        _, _, _, a1 = self._hidden(x, W)
+        w2, b2 = W[4], W[5]
+        f = torch.bmm(w2[:, None, :], a1)[:, 0, :] + b2[:, None]  # (P, n)
+        return f.T
+
+    forward = flux
+
+    def jacobian(self, labels, pixels=None):
+        """Flux and exact analytic derivatives ∂f/∂ℓ per physical label unit.
+
+        Returns
+        -------
+        flux : torch.Tensor, shape (n, n_pix)
+        jac : torch.Tensor, shape (n, n_pix, n_labels)
+        """
+        x = self.scale_labels(self._as_labels(labels))
+        W = self._weights(pixels)
+        W0, _, W1, _, w2, b2 = W
+        z0, a0, z1, a1 = self._hidden(x, W)
+        f = torch.bmm(w2[:, None, :], a1)[:, 0, :] + b2[:, None]
+        g1 = w2[:, :, None] * self._act_prime(z1, a1)                      # ∂f/∂z1   (P, H, n)
+        g0 = torch.bmm(W1.transpose(1, 2), g1) * self._act_prime(z0, a0)  # ∂f/∂z0   (P, H, n)
+        jx = torch.bmm(W0.transpose(1, 2), g0)                             # ∂f/∂ℓ̃   (P, L, n)
+        jac = jx.permute(2, 0, 1) / self._span                             # (n, P, L)
+        return f.T, jac
+
+    # ------------------------------------------------------------------ training support
+    def initialize(self, mean_flux) -> None:
+        """Start each pixel's output at ``mean_flux`` for the mid-range labels."""
+        mean = torch.as_tensor(np.asarray(mean_flux, dtype=float), dtype=self.dtype, device=self.device)
+        if mean.shape != (self.n_pix,):
+            raise ValueError(f"mean_flux must have shape ({self.n_pix},), got {tuple(mean.shape)}")
+        with torch.no_grad():
+            mid = torch.as_tensor(self.label_min + 0.5 * (self.label_max - self.label_min),
+                                  dtype=self.dtype, device=self.device)
+            f0 = self.flux(mid[None, :])[0]
+            self.b2 += mean - f0
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path) -> None:
+        """Write the model (atomically) to a torch file.
+
+        The file holds the weights, label names, scaling, wavelength grid, architecture, the
+        provenance (training settings, regularizer name, options and gradient-file checksum), the
+        ddpayne version and the format version (:data:`FORMAT_VERSION`).
+        """
+        content = {
+            "kind": FILE_KIND,
+            "emulator": self.name,
+            "format_version": FORMAT_VERSION,
+            "ddpayne_version": ddpayne.__version__,
+            "label_names": list(self.label_names),
+            "wavelength": torch.as_tensor(self.wavelength, dtype=torch.float64),
+            "label_min": torch.as_tensor(self.label_min, dtype=torch.float64),
+            "label_max": torch.as_tensor(self.label_max, dtype=torch.float64),
+            "n_hidden": self.n_hidden,
+            "activation": self.activation,
+            "seed": self.seed,
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "state": {k: v.detach().cpu().clone() for k, v in self.state_dict().items()},
+            "provenance_json": json.dumps(self.provenance, default=str, sort_keys=True),
+        }
+        with atomic_path(path) as tmp:
+            torch.save(content, tmp)
+        log.info("saved %r to %s", self, path)
+
+    @classmethod
+    def load(cls, path, device=None, dtype=None) -> "MLPEmulator":
+        """Read a model written by :meth:`save` (identical predictions).
+
+        Parameters
+        ----------
+        path : str or path-like
+        device : str, optional
+            Where to put the weights (default: CPU).
+        dtype : {'float32', 'float64'}, optional
+            Convert the weights (default: the saved dtype).
+
+        Raises
+        ------
+        IncompatibleModelError
+            Not an MLP emulator file, or a format version this ddpayne cannot read.
+        """
+        path = Path(path)
+        try:
+            c = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise
+        except Exception as exc:
+            raise IncompatibleModelError(f"{path}: cannot be read as a ddpayne MLP emulator "
+                                         f"({type(exc).__name__}: {exc})") from exc
+        if not isinstance(c, dict) or c.get("kind") != FILE_KIND:
+            raise IncompatibleModelError(f"{path}: not a ddpayne MLP emulator file")
+        version = c.get("format_version")
+        if version != FORMAT_VERSION:
+            raise IncompatibleModelError(
+                f"{path}: MLP emulator file format version {version} (written by ddpayne "
+                f"{c.get('ddpayne_version')}); this ddpayne {ddpayne.__version__} reads version "
+                f"{FORMAT_VERSION}. Load it with the ddpayne version that wrote it, or re-train the model "
+                f"with this version (ddpayne.model.training.train_emulator).")
+        model = cls(c["label_names"], c["wavelength"].numpy(), c["label_min"].numpy(),
+                    c["label_max"].numpy(), n_hidden=c["n_hidden"], activation=c["activation"],
+                    seed=c["seed"], dtype=c["dtype"])
+        model.load_state_dict(c["state"])
+        model.provenance = json.loads(c.get("provenance_json", "{}"))
+        if dtype is not None:
+            model.to(_dtype(dtype))
+        if device is not None:
+            model.to(device)
+        return model
