@@ -31,7 +31,7 @@ Absolute magnitudes (``M_*_TRUE``)
     equal-mass twins (``BINARY_TRUE``): 0.753 mag brighter in every band with the same labels.
 Dust (``EBV_TRUE``)
     A dust disk :math:`dE(B-V)/ds = k\\,e^{-(R-R_0)/3\\,{\\rm kpc}}e^{-|z|/0.1\\,{\\rm kpc}}`,
-    k = 0.4 mag/kpc, integrated to the star, times a log-normal patchiness (0.2 dex) per line of sight.
+    k = 0.3 mag/kpc (``dust_k``), integrated to the star, times a log-normal patchiness (0.2 dex) per line of sight.
     ``EBV_SFD`` is the same integral to infinity: what a 2D map such as SFD98 would give.
 Photometry
     Extinction from :mod:`ddpayne.galaxy.extinction` (the Teff- and E(B−V)-dependent coefficients),
@@ -304,7 +304,7 @@ def _draw_velocities(pop, x, y, z, rng, solar: SolarParameters):
 def assign_galaxy(labels: Table, seed: int, *, g_range: tuple[float, float] = (14.0, 19.0),
                   min_abs_b: float = 20.0, binary_fraction: float = 0.05, rv_error: float = 1.0,
                   populations: np.ndarray | None = None, solar: SolarParameters = SOLAR,
-                  extinction_table: ExtinctionTable | None = None, dust_k: float = 0.4) -> Table:
+                  extinction_table: ExtinctionTable | None = None, dust_k: float = 0.3) -> Table:
     """Give each star of ``labels`` a place in a simple Galaxy, with Gaia/2MASS-like observables.
 
     Parameters
