@@ -9,6 +9,7 @@ weights where they overlap; the merged spectrum is divided by its pseudo-continu
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -71,7 +72,9 @@ def bad_pixels(flux: np.ndarray, ivar: np.ndarray, mask: np.ndarray | None = Non
         bad |= np.atleast_2d(np.asarray(mask)) != 0
     clean = np.where(bad, np.nan, flux)
     # running median ignoring bad pixels: fill them with the spectrum's median first
-    fill = np.nanmedian(clean, axis=1, keepdims=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows are handled just below
+        fill = np.nanmedian(clean, axis=1, keepdims=True)
     fill = np.where(np.isfinite(fill), fill, 0.0)
     med = median_filter(np.where(bad, fill, flux), size=(1, settings.outlier_window), mode="nearest")
     sigma = 1.0 / np.sqrt(np.where(bad, 1.0, ivar))
@@ -82,7 +85,8 @@ def bad_pixels(flux: np.ndarray, ivar: np.ndarray, mask: np.ndarray | None = Non
 
 def _snr(flux, ivar, good):
     s = np.where(good, np.abs(flux) * np.sqrt(np.where(good, ivar, 0.0)), np.nan)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         out = np.nanmedian(s, axis=1)
     return np.where(np.isfinite(out), out, 0.0)
 

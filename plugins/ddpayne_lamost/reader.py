@@ -52,7 +52,7 @@ class LAMOSTReader(SpectrumReader):
                 if "COADD" in hdul:
                     return True
                 shape = hdul[0].shape
-                return len(shape) == 2 and shape[0] >= 3
+                return len(shape) == 2 and 3 <= shape[0] <= 8 and shape[1] > shape[0]
         except Exception:
             return False
 
@@ -82,7 +82,8 @@ class LAMOSTReader(SpectrumReader):
                 else:
                     layout = "DR5-7 image"
                     data = hdul[0].data
-                    if data is None or data.ndim != 2 or data.shape[0] < 3:
+                    if (data is None or data.ndim != 2 or not 3 <= data.shape[0] <= 8
+                            or data.shape[1] <= data.shape[0]):
                         shape = None if data is None else data.shape
                         raise SpectrumFileError(path, f"primary image has shape {shape}, expected "
                                                       "5 x N (flux, ivar, wavelength, andmask, ormask)")
@@ -103,7 +104,7 @@ class LAMOSTReader(SpectrumReader):
                         uncertainty=InverseVariance(ivar[None, :] / u.Unit("adu") ** 2),
                         mask=(andmask != 0)[None, :], meta={"layout": layout})
         meta = self._metadata(path, header, catalogue)
-        meta.meta["layout"] = layout
+        meta["LAYOUT"] = [layout]
         return SurveySpectra(arms={"ALL": spec}, meta=meta, survey=self.survey, source=path,
                              extra={"layout": layout})
 
