@@ -101,6 +101,8 @@ class PopulationModel:
     r_core: float = 1.0
     sigma: tuple[float, float, float] = (30.0, 20.0, 20.0)  # (R|r, phi|theta, z|phi) dispersions
     v_lag: float = 0.0           # disks: mean rotation = vc0 - v_lag; spheroids: mean v_phi = -v_lag
+    sigma_slope: float = 0.0     # spheroids: dispersions scale as (r / 8 kpc)**-sigma_slope beyond 8 kpc
+    sigma_l: float = 0.0         # spheroids: if > 0, tangential dispersions are min(sigma, sigma_l / r)
 
 
 #: The population models used by :func:`assign_galaxy`.
@@ -108,9 +110,9 @@ POPULATION_MODELS: dict[str, PopulationModel] = {
     "thin": PopulationModel("disk", h_r=2.6, h_z=0.3, sigma=(35.0, 25.0, 20.0), v_lag=15.0),
     "thick": PopulationModel("disk", h_r=2.0, h_z=0.9, sigma=(60.0, 45.0, 45.0), v_lag=50.0),
     "halo": PopulationModel("spheroid", q=0.7, slope_in=3.5, slope_out=3.5, sigma=(140.0, 100.0, 100.0),
-                            v_lag=-20.0),
+                            v_lag=-20.0, sigma_slope=0.3),
     "ges": PopulationModel("spheroid", q=0.8, slope_in=2.5, slope_out=4.5, r_break=25.0,
-                           sigma=(160.0, 25.0, 25.0), v_lag=0.0),
+                           sigma=(160.0, 30.0, 30.0), v_lag=0.0, sigma_slope=0.3, sigma_l=250.0),
 }
 
 
@@ -234,47 +236,84 @@ def nu_eff_from_colour(bp_rp) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------------------
 
-def _draw_positions(pop: np.ndarray, d_lo: np.ndarray, d_hi: np.ndarray, min_abs_b: float,
-                    rng: np.random.Generator, solar: SolarParameters, n_los: int = 12,
-                    n_d: int = 48, chunk: int = 4000):
-    """Draw (l, b, d) for each star given its population and allowed distance range."""
-    n = pop.size
+@functools.lru_cache(maxsize=None)
+def _log_norm(pop: str, solar: SolarParameters) -> float:
+    """log of the integral of :func:`log_density` over all space (kpc³): normalises each population."""
+    r = np.logspace(-3.0, 3.5, 700)
+    mu = np.linspace(-1.0, 1.0, 401)
+    R = r[:, None] * np.sqrt(1.0 - mu[None, :] ** 2)
+    z = r[:, None] * mu[None, :]
+    rho = np.exp(log_density(pop, -R, np.zeros_like(R), z, solar))
+    inner = np.trapezoid(rho, mu, axis=1) * 2.0 * np.pi * r**2
+    return float(np.log(np.trapezoid(inner, r)))
+
+
+def _draw_positions(prior: np.ndarray, forced: np.ndarray | None, d_lo: np.ndarray, d_hi: np.ndarray,
+                    min_abs_b: float, rng: np.random.Generator, solar: SolarParameters,
+                    n_los: int = 12, n_d: int = 48, chunk: int = 4000):
+    """Draw population and (l, b, d) for each star.
+
+    The population is drawn from ``prior`` (chemistry) times the *visibility* of each population for this
+    star: the fraction of that population's stars (normalised density) inside the star's distance window on
+    the candidate lines of sight. A luminous metal-rich giant that would have to sit 10 kpc above the plane
+    is therefore unlikely to be called thin disk. ``forced`` (population indices) skips that draw.
+    """
+    n = prior.shape[0]
+    pop_idx = np.empty(n, dtype=int)
     l_out, b_out, d_out = np.empty(n), np.empty(n), np.empty(n)
-    sinb_max = np.sin(np.radians(90.0))
     sinb_min = np.sin(np.radians(min_abs_b))
+    log_norm = np.array([_log_norm(p, solar) for p in POPULATIONS])
     for s in range(0, n, chunk):
         sl = slice(s, min(n, s + chunk))
         m = sl.stop - sl.start
+        rows = np.arange(m)
         # candidate lines of sight, uniform on the sky at |b| > min_abs_b
         ll = rng.uniform(0.0, 360.0, (m, n_los))
-        sb = rng.uniform(sinb_min, sinb_max, (m, n_los)) * rng.choice([-1.0, 1.0], (m, n_los))
+        sb = rng.uniform(sinb_min, 1.0, (m, n_los)) * rng.choice([-1.0, 1.0], (m, n_los))
         bb = np.degrees(np.arcsin(sb))
-        # log-spaced distance nodes within [d_lo, d_hi]
-        t = (np.arange(n_d) + 0.5) / n_d
-        lnd = np.log(d_lo[sl])[:, None] + (np.log(d_hi[sl]) - np.log(d_lo[sl]))[:, None] * t
-        dd = np.exp(lnd)[:, None, :]                                 # (m, 1, n_d)
+        # log-spaced distance nodes within [d_lo, d_hi]; weight = rho d^3 dln d = rho d^2 dd
+        lo, hi = np.log(d_lo[sl]), np.log(d_hi[sl])
+        step = (hi - lo) / n_d
+        lnd = lo[:, None] + step[:, None] * (np.arange(n_d) + 0.5)
+        dd = np.exp(lnd)[:, None, :]
         x, y, z = _galcen_xyz(ll[..., None], bb[..., None], dd, solar)
-        logw = np.full((m, n_los, n_d), -np.inf)
-        for p in POPULATIONS:
-            sel = pop[sl] == p
-            if sel.any():
-                logw[sel] = log_density(p, x[sel], y[sel], z[sel], solar) + 3.0 * np.log(dd[sel])
-        logw -= logw.max(axis=(1, 2), keepdims=True)
-        w = np.exp(logw)
-        col = w.sum(axis=2)                                          # (m, n_los)
+        logw = np.stack([log_density(p, x, y, z, solar) - log_norm[k]
+                         for k, p in enumerate(POPULATIONS)])            # (4, m, n_los, n_d)
+        logw += (3.0 * np.log(dd) + np.log(step)[:, None, None])[None]
+        if forced is None:
+            top = logw.max(axis=(0, 2, 3), keepdims=True)
+            vis = np.exp(logw - top).sum(axis=(2, 3)).T                  # (m, 4), common scale per star
+            post = prior[sl] * vis
+            post /= post.sum(axis=1, keepdims=True)
+            k = (rng.uniform(size=(m, 1)) > np.cumsum(post, axis=1)).sum(axis=1)
+            k = k.clip(0, len(POPULATIONS) - 1)
+        else:
+            k = forced[sl]
+        pop_idx[sl] = k
+        lw = logw[k, rows]                                               # (m, n_los, n_d)
+        w = np.exp(lw - lw.max(axis=(1, 2), keepdims=True))
+        col = w.sum(axis=2)
         cum = np.cumsum(col / col.sum(axis=1, keepdims=True), axis=1)
-        k = (rng.uniform(size=(m, 1)) > cum).sum(axis=1).clip(0, n_los - 1)
-        rows = np.arange(m)
-        wk = w[rows, k]                                              # (m, n_d)
+        j_los = (rng.uniform(size=(m, 1)) > cum).sum(axis=1).clip(0, n_los - 1)
+        wk = w[rows, j_los]
         cd = np.cumsum(wk / wk.sum(axis=1, keepdims=True), axis=1)
         j = (rng.uniform(size=(m, 1)) > cd).sum(axis=1).clip(0, n_d - 1)
-        step = (np.log(d_hi[sl]) - np.log(d_lo[sl])) / n_d
-        lnd_j = np.log(d_lo[sl]) + step * (j + rng.uniform(size=m))
-        l_out[sl], b_out[sl], d_out[sl] = ll[rows, k], bb[rows, k], np.exp(lnd_j)
-    return l_out, b_out, d_out
+        l_out[sl], b_out[sl] = ll[rows, j_los], bb[rows, j_los]
+        d_out[sl] = np.exp(lo + step * (j + rng.uniform(size=m)))
+    return np.array(POPULATIONS)[pop_idx], l_out, b_out, d_out
 
 
-def _draw_velocities(pop, x, y, z, rng, solar: SolarParameters):
+def _escape_speed(R, z, solar: SolarParameters) -> np.ndarray:
+    """Escape speed (km/s) of galpy's MWPotential2014 scaled to (r0, vc0): used only to truncate the mock
+    halo/GES velocity distributions so that the mock holds bound stars."""
+    from galpy.potential import MWPotential2014, evaluatePotentials
+    phi = evaluatePotentials(MWPotential2014, np.asarray(R) / solar.r0, np.asarray(z) / solar.r0,
+                             use_physical=False)
+    phi_inf = evaluatePotentials(MWPotential2014, 1e8, 0.0, use_physical=False)  # galpy's zero is not at ∞
+    return np.sqrt(np.maximum(2.0 * (phi_inf - np.asarray(phi, float)), 0.0)) * solar.vc0
+
+
+def _draw_velocities(pop, x, y, z, rng, solar: SolarParameters, v_esc_fraction: float = 0.95):
     """Galactocentric Cartesian velocities (km/s) for stars at (x, y, z) (astropy Galactocentric axes)."""
     n = pop.size
     R = np.hypot(x, y)
@@ -296,6 +335,22 @@ def _draw_velocities(pop, x, y, z, rng, solar: SolarParameters):
             vphi = solar.vc0 - m.v_lag + g[:, 1]
             v[sel] = g[:, :1] * e_R[sel] + vphi[:, None] * e_rot[sel] + g[:, 2:] * e_z[sel]
         else:
+            rr = r[sel]
+            sig = np.tile(np.array(m.sigma, float), (rr.size, 1))
+            sig *= np.where(rr > 8.0, (rr / 8.0) ** -m.sigma_slope, 1.0)[:, None]
+            if m.sigma_l > 0:
+                sig[:, 1:] = np.minimum(sig[:, 1:], m.sigma_l / rr[:, None])
+            g = rng.normal(size=(rr.size, 3)) * sig
+            # truncate at a fraction of the escape speed (rejection; vphi mean included)
+            vesc = _escape_speed(R[sel], z[sel], solar) * v_esc_fraction
+            for _ in range(50):
+                fast = (g[:, 0] ** 2 + g[:, 1] ** 2 + (g[:, 2] - m.v_lag) ** 2) > vesc**2
+                if not fast.any():
+                    break
+                g[fast] = rng.normal(size=(int(fast.sum()), 3)) * sig[fast]
+            else:
+                g[fast] *= (0.99 * vesc[fast] / np.sqrt(g[fast, 0] ** 2 + g[fast, 1] ** 2
+                                                         + (g[fast, 2] - m.v_lag) ** 2))[:, None]
             vphi = -m.v_lag + g[:, 2]
             v[sel] = g[:, :1] * e_r[sel] + g[:, 1:2] * e_th[sel] + vphi[:, None] * e_rot[sel]
     return v
@@ -372,16 +427,15 @@ def assign_galaxy(labels: Table, seed: int, *, g_range: tuple[float, float] = (1
         alpha = np.clip(-0.3 * feh, 0.0, 0.35)
     tab = extinction_table or default_table()
 
-    # populations
-    if populations is None:
-        prob = population_probabilities(feh, alpha)
-        u_ = rng.uniform(size=(n, 1))
-        idx = (u_ > np.cumsum(prob, axis=1)).sum(axis=1).clip(0, len(POPULATIONS) - 1)
-        pop = np.array(POPULATIONS)[idx]
-    else:
-        pop = np.asarray(populations).astype(str)
-        if pop.shape != (n,) or not np.isin(pop, POPULATIONS).all():
+    # populations: chemistry prior here, visibility in the magnitude window applied with the positions
+    prior = population_probabilities(feh, alpha)
+    forced = None
+    if populations is not None:
+        pops = np.asarray(populations).astype(str)
+        if pops.shape != (n,) or not np.isin(pops, POPULATIONS).all():
             raise ValueError(f"populations must be {n} values from {POPULATIONS}")
+        forced = np.searchsorted(np.array(POPULATIONS), pops, sorter=np.argsort(POPULATIONS))
+        forced = np.argsort(POPULATIONS)[forced]
     binary = rng.uniform(size=n) < binary_fraction
 
     # absolute magnitudes (single star) and the system's
@@ -394,7 +448,7 @@ def assign_galaxy(labels: Table, seed: int, *, g_range: tuple[float, float] = (1
     d_lo = 10.0 ** ((g_lo - msys["G"] + 5.0) / 5.0) * 1e-3
     d_hi = np.minimum(10.0 ** ((g_hi - msys["G"] + 5.0) / 5.0) * 1e-3, 200.0)
     d_lo = np.minimum(d_lo, 0.9 * d_hi)
-    l_deg, b_deg, dist = _draw_positions(pop, d_lo, d_hi, min_abs_b, rng, solar)
+    pop, l_deg, b_deg, dist = _draw_positions(prior, forced, d_lo, d_hi, min_abs_b, rng, solar)
 
     # dust, then pull stars that extinction pushed beyond the faint limit back inside it
     patch = 10.0 ** rng.normal(0.0, 0.2, size=n)
