@@ -1,0 +1,191 @@
+"""The output catalogue: one FITS table, one row per star spectrum, units and provenance throughout.
+
+Columns come from three stages, joined row by row on ``ID``: the prepared batch (ids, coordinates,
+RV, S/N, preparation flags), the fit (labels, errors, χ², quality flags) and the galaxy stage
+(extinction, distances, orbits, GES membership). ``FLAG`` is the OR of every stage's bits
+(:class:`ddpayne.flags.Flag`, documented in ``docs/catalogue.rst``). Spectra that were not stars, or
+could not be read, are listed in a second HDU, ``REJECTED``, with the reason.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+
+from .. import __version__
+from ..flags import describe
+from ..io.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+#: Units and descriptions of catalogue columns (labels and errors are added from ddpayne.labels).
+COLUMN_INFO: dict[str, tuple[str | None, str]] = {
+    "ID": (None, "spectrum id (DESI: TARGETID; LAMOST: OBSID)"),
+    "TARGETID": (None, "DESI target id"),
+    "SOURCE_FILE": (None, "survey file the spectrum was read from"),
+    "RA": ("deg", "right ascension (ICRS)"),
+    "DEC": ("deg", "declination (ICRS)"),
+    "RV": ("km/s", "radial velocity used for the rest-frame shift (catalogue VRAD)"),
+    "RV_ERR": ("km/s", "uncertainty of RV"),
+    "SNR": (None, "median per-pixel S/N of the merged, normalised spectrum"),
+    "SNR_B": (None, "median per-pixel S/N of the B arm"),
+    "SNR_R": (None, "median per-pixel S/N of the R arm"),
+    "SNR_Z": (None, "median per-pixel S/N of the Z arm"),
+    "CHI2": (None, "chi-square of the best fit over good pixels"),
+    "RCHI2": (None, "reduced chi-square"),
+    "N_PIX": (None, "number of good pixels in the fit"),
+    "QFLAG_CHI2": (None, "(CHI2 - median)/MAD within S/N bins (paper Eq. 4); < 3 is a good fit"),
+    "FLAG": (None, "quality bits, see docs/catalogue.rst (0 = nothing to report)"),
+    "FLAG_REASON": (None, "readable reason for the preparation flags"),
+    "ABUND_FLAG": (None, "per-element bits: abundance not trusted (below [Fe/H] floor or at bound)"),
+    "EBV": ("mag", "E(B-V) from the star-pair method"),
+    "EBV_ERR": ("mag", "uncertainty of EBV"),
+    "DIST": ("kpc", "distance (spectro-photometric and parallax combined)"),
+    "DIST_ERR": ("kpc", "uncertainty of DIST"),
+    "JR": ("kpc km/s", "radial action"),
+    "JPHI": ("kpc km/s", "azimuthal action (L_z)"),
+    "JZ": ("kpc km/s", "vertical action"),
+    "ECC": (None, "orbital eccentricity"),
+    "RPERI": ("kpc", "pericentre radius"),
+    "RAPO": ("kpc", "apocentre radius"),
+    "ZMAX": ("kpc", "maximum height above the plane"),
+    "ENERGY": ("km2/s2", "orbital energy"),
+    "GES": (None, "member of Gaia-Enceladus-Sausage (selection in the header)"),
+}
+
+
+def _describe_columns(table: Table) -> None:
+    from ..labels import LABEL_UNIT_STRINGS
+
+    for name in table.colnames:
+        unit, desc = COLUMN_INFO.get(name, (None, ""))
+        base = name[:-4] if name.endswith("_ERR") else name
+        if base in LABEL_UNIT_STRINGS:
+            unit = LABEL_UNIT_STRINGS[base]
+            desc = desc or (f"uncertainty of {base}" if name.endswith("_ERR") else f"stellar label {name}")
+        col = table[name]
+        if unit and col.unit is None:
+            col.unit = unit
+        if desc and not col.description:
+            col.description = desc
+
+
+def build_catalogue(meta: Table, fit: Table | None = None, galaxy: Table | None = None) -> Table:
+    """Join the stages' tables row by row (all in the same order, checked by ``ID``).
+
+    Columns of later stages win when names clash, except ``FLAG`` which is OR-ed.
+    """
+    keep = [c for c in meta.colnames if c not in ("IS_STAR",)]
+    cat = Table(meta[keep], copy=True)
+    flag = np.asarray(cat["FLAG"], dtype=np.int64) if "FLAG" in cat.colnames else np.zeros(len(cat), np.int64)
+    for name, part in (("fit", fit), ("galaxy", galaxy)):
+        if part is None:
+            continue
+        if len(part) != len(cat):
+            raise ValueError(f"{name} table has {len(part)} rows for {len(cat)} spectra")
+        if "ID" in part.colnames and not np.array_equal(np.asarray(part["ID"]).astype(str),
+                                                        np.asarray(cat["ID"]).astype(str)):
+            raise ValueError(f"{name} table rows are not in the order of the prepared spectra")
+        for c in part.colnames:
+            if c == "ID":
+                continue
+            if c == "FLAG":
+                flag |= np.asarray(part["FLAG"], dtype=np.int64)
+                continue
+            cat[c] = part[c]
+    cat["FLAG"] = flag
+    _describe_columns(cat)
+    return cat
+
+
+def write_catalogue(cat: Table, path: str | os.PathLike, provenance: dict[str, Any] | None = None,
+                    rejected: Table | None = None, formats: list[str] | tuple[str, ...] = ()) -> list[Path]:
+    """Write the catalogue (FITS, atomically) and optional Parquet/ECSV copies.
+
+    The primary header records the package version, the plugins used and their versions, the model
+    checksum and the configuration (``provenance``); ``FLAGBnn`` keywords name every flag bit.
+    """
+    from ..flags import Flag
+
+    path = Path(path)
+    provenance = dict(provenance or {})
+    hdr = fits.Header()
+    hdr["ORIGIN"] = ("ddpayne", "software that wrote this file")
+    hdr["DDPVERS"] = (__version__, "ddpayne version")
+    hdr["NSTARS"] = (len(cat), "rows in the CATALOGUE HDU")
+    for f in Flag:
+        hdr[f"FLAGB{int(np.log2(int(f))):02d}"] = (f.name, "FLAG bit meaning")
+    for key, val in provenance.items():
+        if isinstance(val, (str, int, float, bool)) and len(str(val)) < 60 and len(key) <= 8:
+            hdr[key.upper()] = val
+    hdr["PROVJSON"] = "see the PROVENANCE HDU"
+    prov = fits.BinTableHDU(Table({"KEY": list(provenance), "VALUE": [json.dumps(v, default=str)
+                                                                       for v in provenance.values()]}),
+                            name="PROVENANCE")
+    table = cat.copy(copy_data=False)
+    for c in table.colnames:
+        if table[c].dtype == object:
+            table[c] = np.asarray(table[c]).astype(str)
+    # 'dex' is not a FITS-standard unit but is what survey catalogues write (APOGEE, LAMOST): put it in
+    # TUNITn by hand instead of letting astropy drop it with a warning
+    dex_cols = [c for c in table.colnames if table[c].unit is not None and str(table[c].unit) == "dex"]
+    for c in dex_cols:
+        table[c].unit = None
+    cat_hdu = fits.table_to_hdu(table)
+    for c in dex_cols:
+        cat_hdu.header[f"TUNIT{table.colnames.index(c) + 1}"] = "dex"
+    hdus = [fits.PrimaryHDU(header=hdr), cat_hdu]
+    hdus[1].name = "CATALOGUE"
+    if rejected is not None:
+        rej = fits.table_to_hdu(rejected)
+        rej.name = "REJECTED"
+        hdus.append(rej)
+    hdus.append(prov)
+    with atomic_path(path) as tmp:
+        fits.HDUList(hdus).writeto(tmp)
+    written = [path]
+    if "parquet" in formats:
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError as exc:
+            raise ImportError("writing Parquet needs pyarrow: pip install pyarrow "
+                              "(or drop 'parquet' from [output] formats)") from exc
+    for fmt in formats:
+        other = path.with_suffix({"parquet": ".parquet", "ecsv": ".ecsv"}[fmt])
+        flat = Table([table[c] for c in table.colnames if table[c].ndim == 1])
+        with atomic_path(other) as tmp:
+            flat.write(tmp, format="ascii.ecsv" if fmt == "ecsv" else "parquet")
+        written.append(other)
+    log.info("wrote %s (%d rows)", path, len(cat))
+    return written
+
+
+def read_catalogue(path: str | os.PathLike) -> Table:
+    """Read a catalogue written by :func:`write_catalogue` (the ``CATALOGUE`` HDU).
+
+    Columns in dex keep the unit string ``'dex'`` (astropy's ``UnrecognizedUnit``: FITS has no dex).
+    """
+    import warnings
+
+    import astropy.units as u
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", u.UnitsWarning)
+        return Table.read(path, hdu="CATALOGUE")
+
+
+def flag_summary(cat: Table) -> dict[str, int]:
+    """Number of rows with each flag bit set."""
+    from ..flags import Flag
+
+    flags = np.asarray(cat["FLAG"], dtype=np.int64)
+    return {f.name: int(np.count_nonzero(flags & int(f))) for f in Flag if np.any(flags & int(f))}
+
+
+__all__ = ["build_catalogue", "write_catalogue", "read_catalogue", "flag_summary", "describe"]

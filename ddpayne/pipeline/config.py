@@ -1,0 +1,272 @@
+"""The pipeline configuration: a TOML file, every setting documented with its default.
+
+Example (``ddpayne run config.toml``)::
+
+    [data]
+    spectra = ["data/coadd-*.fits"]        # files or glob patterns, relative to the config file
+    catalogue = "data/mwsall-pix-fuji.fits" # survey catalogue with RVs and classes (DESI: mwsall)
+    labels = "data/reference-labels.fits"   # reference labels of training stars
+
+    [training]
+    emulator = "mlp"
+    regularizer = "kurucz"
+    epochs = 2000
+
+    [fit]
+    fitter = "lm"
+
+    [output]
+    dir = "ddpayne-output"
+
+Unknown sections or keys are errors (a typo must not be silently ignored).
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover
+    import tomli as tomllib
+
+from ..exceptions import DDPayneError
+
+
+class ConfigError(DDPayneError):
+    """The configuration file is invalid; the message names the section and key."""
+
+
+@dataclass
+class DataConfig:
+    """``[data]``: the inputs."""
+
+    #: Survey files or glob patterns (relative paths are relative to the config file).
+    spectra: list[str] = field(default_factory=list)
+    #: Survey catalogue with RVs and classifications (DESI: ``mwsall-pix-*.fits``).
+    catalogue: str = ""
+    #: Reader name; empty: identify every file by content.
+    reader: str = ""
+    #: Reference-label catalogue of training stars (``TARGETID`` or ``SOURCE_ID`` or RA/DEC + labels).
+    labels: str = ""
+    #: Extra per-star table (Gaia astrometry/photometry, 2MASS) joined by ``TARGETID`` for the galaxy stage.
+    photometry: str = ""
+
+
+@dataclass
+class PrepareConfig:
+    """``[prepare]``: reading and preparation."""
+
+    #: Pseudo-continuum kernel width L (Å); 0 takes the reader's default (DESI 20, LAMOST 50).
+    continuum_width: float = 0.0
+    #: Spectra read per chunk.
+    chunk_size: int = 256
+
+
+@dataclass
+class TrainingConfig:
+    """``[training]``: the emulator and its training."""
+
+    #: Emulator plugin name.
+    emulator: str = "mlp"
+    #: Regularizer plugin name (``kurucz``: physical gradient spectra; ``none``).
+    regularizer: str = "kurucz"
+    #: Gradient-spectra file for the regularizer; empty: the bundled DESI product.
+    gradients: str = ""
+    #: A trained model to load instead of training.
+    model: str = ""
+    #: Labels to train and fit (default: all 15).
+    labels: list[str] = field(default_factory=list)
+    #: Training epochs (paper: 10,000).
+    epochs: int = 2000
+    #: Mini-batch size (paper: 512).
+    batch_size: int = 512
+    #: Minimum S/N of training spectra (paper: 20).
+    min_snr: float = 20.0
+    #: Fraction of training stars held out for validation.
+    validation_fraction: float = 0.1
+    #: Random seed.
+    seed: int = 42
+    #: ``cpu`` or ``cuda``.
+    device: str = "cpu"
+    #: Checkpoint every this many epochs.
+    checkpoint_every: int = 100
+
+
+@dataclass
+class FitConfig:
+    """``[fit]``: fitting labels."""
+
+    #: Fitter plugin name (``lm``: batched Levenberg–Marquardt; ``scipy``: reference).
+    fitter: str = "lm"
+    #: ``serial``, ``multiprocessing`` or ``dask``.
+    executor: str = "serial"
+    #: Workers for multiprocessing/dask.
+    n_workers: int = 2
+    #: Dask scheduler address; empty: a LocalCluster.
+    scheduler: str = ""
+    #: ``cpu`` or ``cuda``.
+    device: str = "cpu"
+
+
+@dataclass
+class DeriveConfig:
+    """``[derive]``: extinction, distances, orbits."""
+
+    #: Run this stage.
+    enabled: bool = True
+    #: Distance-estimator plugin name.
+    distance: str = "spectrophotometric"
+    #: Orbit-integrator plugin name.
+    orbit: str = "galpy"
+    #: galpy potential name.
+    potential: str = "MWPotential2014"
+
+
+@dataclass
+class OutputConfig:
+    """``[output]``: where results go."""
+
+    #: Output folder (relative to the config file).
+    dir: str = "ddpayne-output"
+    #: Catalogue file name.
+    catalogue: str = "catalogue.fits"
+    #: Extra formats: ``parquet``, ``ecsv``.
+    formats: list[str] = field(default_factory=list)
+    #: Make the paper's figures.
+    figures: bool = True
+
+
+@dataclass
+class Config:
+    """The whole configuration."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    derive: DeriveConfig = field(default_factory=DeriveConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    #: Folder that relative paths are relative to.
+    base: str = "."
+
+    def path(self, p: str) -> Path:
+        """Resolve a path from the configuration (relative to :attr:`base`)."""
+        q = Path(os.path.expandvars(os.path.expanduser(p)))
+        return q if q.is_absolute() else Path(self.base) / q
+
+    def spectrum_files(self) -> list[Path]:
+        """The survey files, globs expanded, sorted, without duplicates."""
+        out: list[Path] = []
+        for pattern in self.data.spectra:
+            p = str(self.path(pattern))
+            hits = sorted(glob.glob(p)) if any(ch in p for ch in "*?[") else [p]
+            if not hits:
+                raise ConfigError(f"[data] spectra: pattern {pattern!r} matches no file")
+            out.extend(Path(h) for h in hits)
+        return list(dict.fromkeys(out))
+
+    @property
+    def output_dir(self) -> Path:
+        return self.path(self.output.dir)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("base")
+        return d
+
+    def digest(self, *sections: str) -> str:
+        """Checksum of some sections (all by default): a stage reruns when its inputs change."""
+        d = self.to_dict()
+        part = {s: d[s] for s in (sections or d)}
+        return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "base"}
+
+
+def _build(section: str, cls, values: dict[str, Any]):
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{section}] must be a table, got {type(values).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"[{section}] unknown key(s) {unknown}; known keys: {sorted(known)}")
+    kwargs = {}
+    for key, val in values.items():
+        default = getattr(cls(), key)
+        if isinstance(default, bool):
+            ok = isinstance(val, bool)
+        elif isinstance(default, (int, float)) and not isinstance(default, bool):
+            ok = isinstance(val, (int, float)) and not isinstance(val, bool)
+            val = type(default)(val) if ok else val
+        elif isinstance(default, list):
+            if isinstance(val, str):
+                val = [val]
+            ok = isinstance(val, list) and all(isinstance(v, str) for v in val)
+        else:
+            ok = isinstance(val, str)
+        if not ok:
+            raise ConfigError(f"[{section}] {key} = {val!r}: expected {type(default).__name__}")
+        kwargs[key] = val
+    return cls(**kwargs)
+
+
+def config_from_dict(d: dict[str, Any], base: str | os.PathLike = ".") -> Config:
+    """Build a :class:`Config` from a dictionary (a parsed TOML document)."""
+    unknown = sorted(set(d) - set(_SECTIONS))
+    if unknown:
+        raise ConfigError(f"unknown section(s) {unknown}; sections: {sorted(_SECTIONS)}")
+    classes = {"data": DataConfig, "prepare": PrepareConfig, "training": TrainingConfig,
+               "fit": FitConfig, "derive": DeriveConfig, "output": OutputConfig}
+    parts = {name: _build(name, cls, d.get(name, {})) for name, cls in classes.items()}
+    cfg = Config(**parts, base=str(base))
+    if cfg.fit.executor not in ("serial", "multiprocessing", "dask"):
+        raise ConfigError(f"[fit] executor = {cfg.fit.executor!r}: use serial, multiprocessing or dask")
+    bad_fmt = [f for f in cfg.output.formats if f not in ("parquet", "ecsv")]
+    if bad_fmt:
+        raise ConfigError(f"[output] formats: unknown {bad_fmt}; use parquet and/or ecsv")
+    if cfg.training.labels:
+        from ..labels import validate_label_names
+
+        try:
+            validate_label_names(cfg.training.labels)
+        except ValueError as exc:
+            raise ConfigError(f"[training] labels: {exc}") from exc
+    return cfg
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    """Read a TOML configuration file.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file and what is wrong (syntax, unknown section/key, wrong type).
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            d = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    try:
+        return config_from_dict(d, base=path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def write_config(cfg: Config, path: str | os.PathLike) -> None:
+    """Write ``cfg`` as TOML (for provenance and for ``ddpayne run`` to reuse)."""
+    import tomli_w
+
+    with open(path, "wb") as fh:
+        tomli_w.dump(cfg.to_dict(), fh)

@@ -1,0 +1,102 @@
+"""Pipeline configuration and the catalogue writer."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+from ddpayne.flags import Flag
+from ddpayne.pipeline.catalogue import build_catalogue, flag_summary, read_catalogue, write_catalogue
+from ddpayne.pipeline.config import ConfigError, config_from_dict, load_config, write_config
+
+
+def test_defaults_and_paths(tmp_path):
+    (tmp_path / "a1.fits").write_bytes(b"x")
+    (tmp_path / "a2.fits").write_bytes(b"x")
+    cfg_file = tmp_path / "run.toml"
+    cfg_file.write_text('[data]\nspectra = ["a*.fits"]\n[training]\nepochs = 5\n')
+    cfg = load_config(cfg_file)
+    assert [p.name for p in cfg.spectrum_files()] == ["a1.fits", "a2.fits"]
+    assert cfg.training.epochs == 5 and cfg.training.batch_size == 512
+    assert cfg.fit.fitter == "lm" and cfg.output_dir == tmp_path / "ddpayne-output"
+    write_config(cfg, tmp_path / "copy.toml")
+    again = load_config(tmp_path / "copy.toml")
+    assert again.to_dict() == cfg.to_dict()
+    assert again.digest("training") == cfg.digest("training")
+    cfg.training.epochs = 6
+    assert again.digest("training") != cfg.digest("training")
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"trainig": {}}, r"unknown section\(s\) \['trainig'\]"),
+    ({"training": {"epoch": 3}}, r"\[training\] unknown key\(s\) \['epoch'\]"),
+    ({"training": {"epochs": "many"}}, r"\[training\] epochs = 'many': expected int"),
+    ({"fit": {"executor": "slurm"}}, r"\[fit\] executor = 'slurm'"),
+    ({"training": {"labels": ["TEFF", "MG_H"]}}, r"\[training\] labels: unknown label name\(s\) \['MG_H'\]"),
+])
+def test_bad_config_is_named(doc, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(doc)
+
+
+def test_bad_toml_names_file(tmp_path):
+    f = tmp_path / "broken.toml"
+    f.write_text("[data\nspectra = 1")
+    with pytest.raises(ConfigError, match="broken.toml: invalid TOML"):
+        load_config(f)
+    with pytest.raises(ConfigError, match="missing.toml: no such configuration file"):
+        load_config(tmp_path / "missing.toml")
+    cfg = config_from_dict({"data": {"spectra": ["nothing-*.fits"]}}, base=tmp_path)
+    with pytest.raises(ConfigError, match="matches no file"):
+        cfg.spectrum_files()
+
+
+def test_catalogue_join_units_flags_provenance(tmp_path):
+    meta = Table({"ID": ["1", "2"], "RA": [10.0, 11.0], "SNR": [50.0, 20.0],
+                  "FLAG": np.array([0, int(Flag.NO_RV)]), "IS_STAR": [True, True]})
+    fit = Table({"ID": ["1", "2"], "TEFF": [5800.0, 4500.0], "TEFF_ERR": [20.0, 30.0],
+                 "FE_H": [-0.5, -1.0], "FLAG": np.array([int(Flag.AT_BOUND), 0])})
+    gal = Table({"ID": ["1", "2"], "DIST": [1.2, 3.4], "GES": [False, True]})
+    cat = build_catalogue(meta, fit, gal)
+    assert list(cat["FLAG"]) == [int(Flag.AT_BOUND), int(Flag.NO_RV)]
+    assert "IS_STAR" not in cat.colnames
+    assert str(cat["TEFF"].unit) == "K" and str(cat["DIST"].unit) == "kpc"
+    assert cat["TEFF_ERR"].description == "uncertainty of TEFF"
+    rej = Table({"ID": ["3"], "SOURCE_FILE": ["f.fits"], "FLAG": [int(Flag.NOT_STAR)],
+                 "FLAG_REASON": ["RR_SPECTYPE is 'GALAXY', not STAR"]})
+    out = tmp_path / "cat.fits"
+    write_catalogue(cat, out, provenance={"model_sha": "abc123", "config": {"fit": {"fitter": "lm"}}},
+                    rejected=rej, formats=["ecsv"])
+    back = read_catalogue(out)
+    assert list(back["ID"]) == ["1", "2"] and back["TEFF"].unit == "K" and str(back["FE_H"].unit) == "dex"
+    with fits.open(out) as h:
+        assert h[0].header["DDPVERS"] and h[0].header["FLAGB02"] == "NO_RV"
+        assert h["REJECTED"].data["FLAG_REASON"][0].startswith("RR_SPECTYPE")
+        prov = dict(zip(h["PROVENANCE"].data["KEY"], h["PROVENANCE"].data["VALUE"]))
+        assert '"fitter": "lm"' in prov["config"]
+    assert (tmp_path / "cat.ecsv").exists()
+    assert flag_summary(cat) == {"NO_RV": 1, "AT_BOUND": 1}
+
+
+def test_catalogue_rejects_misaligned_stage():
+    meta = Table({"ID": ["1", "2"], "FLAG": [0, 0]})
+    with pytest.raises(ValueError, match="not in the order"):
+        build_catalogue(meta, Table({"ID": ["2", "1"], "TEFF": [1.0, 2.0]}))
+    with pytest.raises(ValueError, match="1 rows for 2 spectra"):
+        build_catalogue(meta, Table({"ID": ["1"], "TEFF": [1.0]}))
+
+
+def test_label_figures_render():
+    from ddpayne.plots.labels import abundance_density, abundance_panels, compare_reference, kiel_diagram
+
+    rng = np.random.default_rng(1)
+    n = 300
+    cat = Table({"TEFF": rng.uniform(4000, 7000, n), "LOGG": rng.uniform(1, 5, n),
+                 "FE_H": rng.uniform(-2.5, 0.4, n), "MG_FE": rng.normal(0.1, 0.1, n),
+                 "AL_FE": rng.normal(0, 0.1, n), "FLAG": np.zeros(n, int), "ABUND_FLAG": np.zeros(n, int)})
+    cat["SP_TEFF"] = cat["TEFF"] + rng.normal(0, 50, n)
+    for fig in (kiel_diagram(cat), compare_reference(cat, {"TEFF": "SP_TEFF"}),
+                abundance_density(cat), abundance_panels(cat)):
+        assert len(fig.axes) >= 1
+    assert "offset" in compare_reference(cat, {"TEFF": "SP_TEFF"}).axes[0].texts[0].get_text()
