@@ -1,0 +1,159 @@
+"""The MLP emulator plugin: forward pass, exact Jacobian, dtypes, save/load, errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ddpayne import registry
+from ddpayne.exceptions import IncompatibleModelError
+from ddpayne.model.emulator import Emulator, load_emulator
+
+LABELS = ("TEFF", "LOGG", "FE_H")
+WAVE = np.linspace(5000.0, 5030.0, 31)
+LMIN, LMAX = np.array([4000.0, 1.0, -2.5]), np.array([7000.0, 5.0, 0.5])
+
+
+def make(**kw):
+    return registry.create("emulator", "mlp", label_names=LABELS, wavelength=WAVE, label_min=LMIN,
+                           label_max=LMAX, **kw)
+
+
+def npy(t):
+    return t.detach().numpy()
+
+
+def labels(n=5, seed=0):
+    rng = np.random.default_rng(seed)
+    return LMIN + rng.uniform(0.05, 0.95, (n, 3)) * (LMAX - LMIN)
+
+
+def reference_flux(emu, lab):
+    """The method-notes equation, pixel by pixel in numpy (independent of the batched code)."""
+    x = (lab - emu.label_min) / (emu.label_max - emu.label_min) - 0.5
+    W0, b0, W1, b1, w2, b2 = (p.detach().double().numpy() for p in
+                              (emu.W0, emu.b0, emu.W1, emu.b1, emu.w2, emu.b2))
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    out = np.empty((len(lab), emu.n_pix))
+    for p in range(emu.n_pix):
+        h0 = sig(x @ W0[p].T + b0[p])
+        h1 = sig(h0 @ W1[p].T + b1[p])
+        out[:, p] = h1 @ w2[p] + b2[p]
+    return out
+
+
+def test_registered_and_is_an_emulator():
+    cls = registry.get("emulator", "mlp")
+    assert issubclass(cls, Emulator)
+    emu = make()
+    assert emu.label_names == LABELS and emu.n_pix == WAVE.size
+    assert emu.n_parameters_per_pixel == 3 * 40 + 40 + 40 * 40 + 40 + 40 + 1
+    # the paper's 15-label 40-40 network
+    big = registry.create("emulator", "mlp", label_names=[f"L{i}" for i in range(15)], wavelength=WAVE,
+                          label_min=np.zeros(15), label_max=np.ones(15))
+    assert big.n_parameters_per_pixel == 15 * 40 + 40 + 40 * 40 + 40 + 40 + 1 == 2321
+
+
+def test_flux_matches_the_equation_pixel_by_pixel():
+    emu = make(dtype="float64", seed=3)
+    lab = labels(7)
+    f = npy(emu.flux(torch.as_tensor(lab)))
+    assert f.shape == (7, WAVE.size)
+    np.testing.assert_allclose(f, reference_flux(emu, lab), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(emu.predict(lab[0]), f[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "silu", "tanh"])
+def test_jacobian_is_exact(activation):
+    emu = make(dtype="float64", activation=activation, seed=1)
+    lab = torch.as_tensor(labels(4))
+    f, jac = emu.jacobian(lab)
+    assert jac.shape == (4, WAVE.size, 3)
+    np.testing.assert_allclose(npy(f), npy(emu.flux(lab)), atol=1e-14)
+    auto = torch.autograd.functional.jacobian(emu.flux, lab)        # (n, P, n, L)
+    auto = torch.stack([auto[i, :, i, :] for i in range(4)])
+    np.testing.assert_allclose(npy(jac), npy(auto), rtol=1e-10, atol=1e-14)
+    # per physical unit: central finite difference with a 1e-3 K / 1e-6 dex step
+    h = torch.tensor([1e-3, 1e-6, 1e-6], dtype=torch.float64)
+    for k in range(3):
+        e = torch.zeros(3, dtype=torch.float64)
+        e[k] = h[k]
+        fd = (emu.flux(lab + e) - emu.flux(lab - e)) / (2 * h[k])
+        np.testing.assert_allclose(npy(jac[:, :, k]), npy(fd), rtol=1e-5, atol=1e-9)
+
+
+def test_pixel_subset():
+    emu = make(dtype="float64")
+    lab = torch.as_tensor(labels(3))
+    f, jac = emu.jacobian(lab)
+    fs, js = emu.jacobian(lab, pixels=slice(5, 12))
+    np.testing.assert_allclose(npy(fs), npy(f[:, 5:12]), atol=1e-14)
+    np.testing.assert_allclose(npy(js), npy(jac[:, 5:12]), atol=1e-14)
+    idx = torch.tensor([0, 7, 30])
+    np.testing.assert_allclose(npy(emu.flux(lab, pixels=idx)), npy(f[:, idx]), atol=1e-14)
+
+
+def test_float32_and_float64_agree():
+    e64 = make(dtype="float64", seed=2)
+    e32 = make(dtype="float32", seed=2)
+    assert e32.dtype == torch.float32 and e64.dtype == torch.float64
+    lab = labels(6)
+    f32, j32 = e32.jacobian(lab)
+    f64, j64 = e64.jacobian(lab)
+    assert f32.dtype == torch.float32
+    np.testing.assert_allclose(npy(f32), npy(f64), atol=1e-5)
+    np.testing.assert_allclose(npy(j32), npy(j64), atol=1e-6, rtol=1e-4)
+
+
+def test_initialize_sets_the_mean_flux():
+    emu = make(dtype="float64")
+    mean = np.linspace(0.5, 1.0, WAVE.size)
+    emu.initialize(mean)
+    mid = (LMIN + LMAX) / 2
+    np.testing.assert_allclose(emu.predict(mid), mean, atol=1e-12)
+
+
+def test_save_load_identical(tmp_path):
+    emu = make(seed=4)
+    emu.provenance = {"regularizer_checksum": "abc", "training_settings": {"epochs": 3}}
+    path = tmp_path / "model.pt"
+    emu.save(path)
+    back = load_emulator(path)
+    assert type(back) is type(emu)
+    assert back.label_names == emu.label_names
+    np.testing.assert_array_equal(back.wavelength, WAVE)
+    np.testing.assert_array_equal(back.label_min, LMIN)
+    np.testing.assert_array_equal(back.label_max, LMAX)
+    assert back.provenance == emu.provenance
+    lab = labels(5)
+    np.testing.assert_array_equal(back.predict(lab), emu.predict(lab))
+    f1, j1 = emu.jacobian(lab)
+    f2, j2 = back.jacobian(lab)
+    assert torch.equal(j1, j2)
+    as64 = registry.get("emulator", "mlp").load(path, dtype="float64")
+    assert as64.dtype == torch.float64
+    np.testing.assert_allclose(as64.predict(lab), emu.predict(lab), atol=1e-6)
+
+
+def test_incompatible_format_version(tmp_path):
+    emu = make()
+    path = tmp_path / "model.pt"
+    emu.save(path)
+    content = torch.load(path, weights_only=True)
+    content["format_version"] = 99
+    torch.save(content, tmp_path / "future.pt")
+    with pytest.raises(IncompatibleModelError, match="format version 99.*re-train"):
+        load_emulator(tmp_path / "future.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(IncompatibleModelError, match="junk.pt"):
+        load_emulator(tmp_path / "junk.pt")
+
+
+def test_bad_construction():
+    with pytest.raises(ValueError, match="label range is empty.*LOGG"):
+        registry.create("emulator", "mlp", label_names=LABELS, wavelength=WAVE, label_min=LMIN,
+                        label_max=np.array([7000.0, 1.0, 0.5]))
+    with pytest.raises(ValueError, match="activation"):
+        make(activation="relu6")
+    with pytest.raises(ValueError, match=r"shape \(n, 3\)"):
+        make().flux(torch.zeros(2, 4))
