@@ -300,3 +300,67 @@ def empty_result_table(emulator, batch, meta: Mapping | None = None) -> Table:
                               np.full((n, L, L), np.nan), np.full(n, np.nan), n_good, L,
                               np.full(n, STATUS_NOT_FITTED), np.zeros(n), flags,
                               snr=batch.meta["SNR"] if "SNR" in batch.meta.colnames else None, meta=meta)
+
+
+def _json_meta(meta: Mapping) -> str:
+    import json
+
+    def default(o):
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, np.generic):
+            return o.item()
+        return str(o)
+
+    return json.dumps(dict(meta), default=default)
+
+
+def result_table_hdu(table: Table):
+    """A FITS binary-table HDU of a result table, with ``table.meta`` kept as JSON (keyword ``FITMETA``)."""
+    from astropy.io import fits
+
+    t = table.copy(copy_data=False)
+    t.meta = {}
+    units = {}
+    for c in t.colnames:  # FITS has no 'dex'; write the unit strings as they are (TUNITn)
+        if t[c].unit is not None:
+            units[c] = t[c].unit.to_string()
+            t[c].unit = None
+    hdu = fits.table_to_hdu(t)
+    for i, c in enumerate(t.colnames, start=1):
+        if c in units:
+            hdu.header[f"TUNIT{i}"] = units[c]
+    hdu.name = "FIT"
+    hdu.header["FITMETA"] = _json_meta(table.meta)
+    return hdu
+
+
+def write_result_table(table: Table, path, overwrite: bool = True) -> None:
+    """Write a result table to FITS atomically (meta kept as JSON in ``FITMETA``)."""
+    from astropy.io import fits
+
+    from ..io.atomic import atomic_path
+
+    hdul = fits.HDUList([fits.PrimaryHDU(), result_table_hdu(table)])
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        hdul.writeto(tmp)
+
+
+def read_result_table(path) -> Table:
+    """Read a result table written by :func:`write_result_table` (or the executor), restoring its meta."""
+    import json
+
+    from astropy.io import fits
+
+    with fits.open(path, memmap=False) as h:
+        name = "FIT" if "FIT" in h else 1
+        raw_meta = h[name].header.get("FITMETA", "{}")
+    import astropy.units as u
+
+    t = Table.read(path, hdu=name, character_as_bytes=False, unit_parse_strict="silent")
+    for c in t.colnames:
+        if t[c].unit is not None:
+            t[c].unit = u.Unit(str(t[c].unit), parse_strict="silent")
+    t.meta.clear()
+    t.meta.update(json.loads(raw_meta))
+    return t

@@ -73,9 +73,19 @@ class LineEmulator(Emulator):
         self.coef = a
         self.offset = rng.normal(0.0, 0.5, n_lines)
         self.depth = rng.uniform(0.1, 0.6, n_lines)
-        phi = np.exp(-0.5 * ((self.wavelength[None, :] - centers[:, None]) / width) ** 2)
+        # line profiles as a sparse (n_pix, n_lines) matrix, truncated at 6 sigma
+        rows, cols, vals = [], [], []
+        for j, c in enumerate(centers):
+            lo_i, hi_i = np.searchsorted(self.wavelength, [c - 6 * width, c + 6 * width])
+            pix = np.arange(lo_i, hi_i)
+            rows.append(pix)
+            cols.append(np.full(pix.size, j))
+            vals.append(np.exp(-0.5 * ((self.wavelength[pix] - c) / width) ** 2))
+        idx = np.vstack([np.concatenate(rows), np.concatenate(cols)])
         self.centers = centers
-        self._phi = torch.as_tensor(phi, dtype=self._dtype)
+        self._phi = torch.sparse_coo_tensor(torch.as_tensor(idx), torch.as_tensor(np.concatenate(vals)),
+                                            (self.wavelength.size, n_lines),
+                                            check_invariants=False).to(self._dtype).coalesce()
         self._a = torch.as_tensor(a, dtype=self._dtype)
         self._b = torch.as_tensor(self.offset, dtype=self._dtype)
         self._dmax = torch.as_tensor(self.depth, dtype=self._dtype)
@@ -110,14 +120,20 @@ class LineEmulator(Emulator):
         return s, self._dmax * s
 
     def flux(self, labels):
+        import torch
+
         _, d = self._depths(labels)
-        return 1.0 - d @ self._phi
+        return 1.0 - torch.sparse.mm(self._phi, d.T).T
 
     def jacobian(self, labels):
+        import torch
+
         s, d = self._depths(labels)
+        n, nl, L = d.shape[0], d.shape[1], self._a.shape[1]
         dd = (self._dmax * s * (1 - s)).unsqueeze(-1) * (self._a / self._span)  # (n, lines, L)
-        f = 1.0 - d @ self._phi
-        jac = -(dd.transpose(1, 2) @ self._phi).transpose(1, 2)                   # (n, P, L)
+        f = 1.0 - torch.sparse.mm(self._phi, d.T).T
+        jp = torch.sparse.mm(self._phi, dd.permute(1, 0, 2).reshape(nl, n * L))   # (P, n*L)
+        jac = -jp.view(-1, n, L).permute(1, 0, 2).contiguous()                    # (n, P, L)
         return f, jac
 
     def save(self, path) -> None:  # pragma: no cover - not needed for a test model
