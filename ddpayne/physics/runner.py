@@ -1,0 +1,266 @@
+"""Resumable background synthesis of the gradient-spectra product and the mock library.
+
+One job = one synthetic spectrum. The plan (``<workdir>/plan.json``) is written on the first run and reused
+afterwards, so label draws and job order never change between sessions. Each finished job is one file
+``<workdir>/results/<job_id>.npz`` (written atomically) holding
+
+* ``flux``: the degraded, continuum-normalised spectrum on the survey grid (float32),
+* ``hires_depth``: MOOG's raw line depths on the uniform air grid (uint16, 1e-4 units: MOOG writes
+  4 decimals, so this is lossless) with ``air_start``, ``air_step``,
+* ``labels`` (JSON), ``seconds``, ``finished`` (UTC).
+
+A killed run loses at most the jobs in flight; rerunning skips every job whose file exists. Progress and
+an ETA (from the measured rate of this run) are appended to ``<workdir>/progress.log``.
+
+Job order interleaves the gradient product and the mock library so that both grow from the start:
+reference points 0 and 1 (16 jobs each: base + 15 forward steps), then repeatedly 32 mock stars and one
+more reference point.
+
+Usage::
+
+    nohup nice -n 15 python -m ddpayne.physics.runner run --workdir work-synth --processes 2 &
+    python -m ddpayne.physics.runner status --workdir work-synth
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import logging
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..io.atomic import atomic_path
+from ..labels import LABEL_NAMES
+from ..prepare.grid import desi_grid
+from .degrade import degrade_to_survey
+from .references import GRADIENT_STEPS, reference_points
+
+log = logging.getLogger(__name__)
+
+#: Settings chosen with benchmarks/bench_synthesis.py (see docs/gradients.rst).
+DEFAULT_SETTINGS = {"step": 0.05, "delta": 1.0, "chunk": 100.0, "strong_reach": 40.0, "min_strength": None}
+DEFAULT_N_MOCK = 2000
+DEFAULT_MOCK_SEED = 20240601
+WAVE_RANGE = (3550.0, 9880.0)  # synthesised vacuum range: DESI grid + margin for the LSF
+PLAN_VERSION = 1
+
+
+def make_plan(n_mock: int = DEFAULT_N_MOCK, mock_seed: int = DEFAULT_MOCK_SEED,
+              settings: dict | None = None, synthesizer: str = "moog") -> dict:
+    """The job list (deterministic)."""
+    from ..mock.library import draw_labels
+    settings = dict(DEFAULT_SETTINGS if settings is None else settings)
+    refs = reference_points()
+    grad_blocks = []
+    for r in refs:
+        base = {n: float(r[n]) for n in LABEL_NAMES}
+        block = [{"id": f"grad-r{int(r['REF_ID']):03d}-base", "kind": "grad", "ref": int(r["REF_ID"]),
+                  "ref_kind": str(r["REF_KIND"]), "label": None, "labels": base}]
+        for n in LABEL_NAMES:
+            lab = dict(base)
+            lab[n] = round(lab[n] + GRADIENT_STEPS[n], 6)
+            block.append({"id": f"grad-r{int(r['REF_ID']):03d}-{n}", "kind": "grad", "ref": int(r["REF_ID"]),
+                          "ref_kind": str(r["REF_KIND"]), "label": n, "labels": lab})
+        grad_blocks.append(block)
+    mocks = draw_labels(n_mock, seed=mock_seed)
+    mock_jobs = [{"id": f"mock-{int(m['STAR_ID']):05d}", "kind": "mock", "index": int(m["STAR_ID"]),
+                  "pop": str(m["POP"]), "star_kind": str(m["KIND"]),
+                  "labels": {n: float(m[n]) for n in LABEL_NAMES}} for m in mocks]
+    jobs = grad_blocks[0] + grad_blocks[1]
+    gi, mi = 2, 0
+    while gi < len(grad_blocks) or mi < len(mock_jobs):
+        jobs += mock_jobs[mi:mi + 32]
+        mi += 32
+        if gi < len(grad_blocks):
+            jobs += grad_blocks[gi]
+            gi += 1
+    return {"version": PLAN_VERSION, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "ddpayne_version": __version__, "synthesizer": synthesizer, "settings": settings,
+            "wave_range_vac": WAVE_RANGE, "instrument": {"name": "DESI", "grid": "desi_grid() 3600-9824 A 0.8 A",
+                                                          "lsf": "Gaussian FWHM=lambda/R, R 2000@3600 -> 5500@9824 (linear)",
+                                                          "continuum": "ddpayne.prepare.continuum.normalise L=20 A"},
+            "gradient_steps": GRADIENT_STEPS, "mock_seed": mock_seed, "n_mock": n_mock,
+            "n_ref": len(refs), "provenance": {}, "jobs": jobs}
+
+
+def plan_path(workdir: Path) -> Path:
+    return Path(workdir) / "plan.json"
+
+
+def load_plan(workdir: str | Path) -> dict:
+    p = plan_path(Path(workdir))
+    if not p.exists():
+        raise FileNotFoundError(f"no synthesis plan in {workdir} (run 'python -m ddpayne.physics.runner run')")
+    return json.loads(p.read_text())
+
+
+def result_path(workdir: Path, job_id: str) -> Path:
+    return Path(workdir) / "results" / f"{job_id}.npz"
+
+
+def load_result(workdir: str | Path, job_id: str) -> dict | None:
+    """A finished job's result (``flux``, ``wavelength``, ``labels``, ...) or None if not done."""
+    p = result_path(Path(workdir), job_id)
+    if not p.exists():
+        return None
+    try:
+        z = np.load(p)
+        return {"flux": z["flux"].astype(float), "wavelength": z["wavelength"],
+                "labels": json.loads(str(z["labels"])), "seconds": float(z["seconds"]),
+                "air_start": float(z["air_start"]), "air_step": float(z["air_step"]),
+                "hires_depth": z["hires_depth"]}
+    except Exception as err:  # a damaged file: report and treat as not done
+        log.warning("damaged result %s (%s): it will be recomputed", p, err)
+        return None
+
+
+# ----------------------------------------------------------------------------- workers
+_SYN = None
+
+
+def _init_worker(synth_name: str, settings: dict, tmpdir: str) -> None:
+    global _SYN
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from .. import registry
+    _SYN = registry.create("synthesizer", synth_name, settings=settings, workdir=tmpdir)
+
+
+def _run_job(args):
+    job, workdir = args
+    t0 = time.time()
+    try:
+        w, f = _SYN.synthesize(job["labels"], *WAVE_RANGE)
+        grid = desi_grid()
+        flux = degrade_to_survey(w, f, grid, resolution="desi", continuum_width=20.0)
+        from .airvac import vacuum_to_air
+        air = vacuum_to_air(w)
+        step = float(np.round(np.median(np.diff(air)), 6))
+        depth = np.clip(np.round((1.0 - f) * 1e4), 0, 65535).astype(np.uint16)
+        out = result_path(Path(workdir), job["id"])
+        with atomic_path(out) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, flux=flux.astype(np.float32), wavelength=grid,
+                                    hires_depth=depth, air_start=float(air[0]), air_step=step,
+                                    labels=json.dumps(job["labels"]), seconds=time.time() - t0,
+                                    finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        return job["id"], time.time() - t0, None
+    except Exception as err:  # report, keep going
+        return job["id"], time.time() - t0, f"{type(err).__name__}: {err}"
+
+
+def run(workdir: str | Path, processes: int = 2, n_mock: int = DEFAULT_N_MOCK, settings: dict | None = None,
+        synthesizer: str = "moog", max_jobs: int | None = None, only: str | None = None) -> None:
+    """Run (or resume) the plan in ``workdir``."""
+    workdir = Path(workdir)
+    (workdir / "results").mkdir(parents=True, exist_ok=True)
+    (workdir / "tmp").mkdir(exist_ok=True)
+    pp = plan_path(workdir)
+    if pp.exists():
+        plan = json.loads(pp.read_text())
+        if settings is not None and settings != plan["settings"]:
+            raise ValueError(f"{pp} was made with settings {plan['settings']}, not {settings}: use another "
+                             f"workdir or delete it")
+    else:
+        plan = make_plan(n_mock=n_mock, settings=settings, synthesizer=synthesizer)
+        from .. import registry
+        syn = registry.create("synthesizer", plan["synthesizer"], settings=plan["settings"])
+        plan["provenance"] = getattr(syn, "provenance", lambda: {})()
+        with atomic_path(pp) as tmp:
+            Path(tmp).write_text(json.dumps(plan, indent=1))
+    jobs = [j for j in plan["jobs"] if not result_path(workdir, j["id"]).exists()]
+    if only:
+        jobs = [j for j in jobs if j["kind"] == only]
+    if max_jobs is not None:
+        jobs = jobs[:max_jobs]
+    total = len(plan["jobs"])
+    done0 = total - len([j for j in plan["jobs"] if not result_path(workdir, j["id"]).exists()])
+    logf = open(workdir / "progress.log", "a", buffering=1)
+    logf.write(f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M:%S} start: {done0}/{total} done, "
+               f"{len(jobs)} to run on {processes} processes, pid {os.getpid()}\n")
+    if not jobs:
+        logf.write("nothing to do\n")
+        return
+    t_start = time.time()
+    n_ok = n_fail = 0
+    from tqdm import tqdm
+    ctx = mp.get_context("fork")
+    with ctx.Pool(processes, initializer=_init_worker,
+                  initargs=(plan["synthesizer"], plan["settings"], str(workdir / "tmp"))) as pool:
+        bar = tqdm(total=len(jobs), desc="syntheses", unit="spec", smoothing=0.05)
+        for job_id, sec, err in pool.imap(_run_job, [(j, str(workdir)) for j in jobs], chunksize=1):
+            bar.update(1)
+            now = _dt.datetime.now(_dt.timezone.utc)
+            if err is None:
+                n_ok += 1
+            else:
+                n_fail += 1
+                with open(workdir / "failures.log", "a") as fh:
+                    fh.write(f"{now:%Y-%m-%d %H:%M:%S} {job_id}: {err}\n")
+            elapsed = time.time() - t_start
+            rate = (n_ok + n_fail) / elapsed
+            remaining = len(jobs) - n_ok - n_fail
+            eta_h = remaining / rate / 3600 if rate > 0 else float("nan")
+            logf.write(f"{now:%Y-%m-%d %H:%M:%S} {job_id} {'ok' if err is None else 'FAILED'} {sec:.0f}s | "
+                       f"done {done0 + n_ok}/{total} (this run {n_ok} ok, {n_fail} failed) | "
+                       f"{3600 * rate:.0f} spec/h wall | ETA {eta_h:.1f} h for the remaining {remaining}\n")
+        bar.close()
+    logf.write(f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M:%S} finished this run: {n_ok} ok, "
+               f"{n_fail} failed\n")
+
+
+def status(workdir: str | Path) -> dict:
+    """Counts of finished jobs by kind and the number of complete reference points."""
+    workdir = Path(workdir)
+    plan = load_plan(workdir)
+    done = {j["id"] for j in plan["jobs"] if result_path(workdir, j["id"]).exists()}
+    by_kind = {}
+    for j in plan["jobs"]:
+        d = by_kind.setdefault(j["kind"], [0, 0])
+        d[1] += 1
+        d[0] += j["id"] in done
+    refs_complete = sorted({j["ref"] for j in plan["jobs"] if j["kind"] == "grad"
+                            and all(k["id"] in done for k in plan["jobs"]
+                                    if k["kind"] == "grad" and k["ref"] == j["ref"])})
+    secs = []
+    for jid in done:
+        try:
+            secs.append(float(np.load(result_path(workdir, jid))["seconds"]))
+        except Exception:
+            pass
+    return {"done": {k: v[0] for k, v in by_kind.items()}, "planned": {k: v[1] for k, v in by_kind.items()},
+            "reference_points_complete": len(refs_complete), "ref_ids_complete": refs_complete,
+            "mean_seconds_per_spectrum_per_process": float(np.mean(secs)) if secs else None}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m ddpayne.physics.runner", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--workdir", default="work-synth")
+    r.add_argument("--processes", type=int, default=2)
+    r.add_argument("--n-mock", type=int, default=DEFAULT_N_MOCK)
+    r.add_argument("--max-jobs", type=int)
+    r.add_argument("--only", choices=["grad", "mock"])
+    s = sub.add_parser("status")
+    s.add_argument("--workdir", default="work-synth")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.cmd == "run":
+        run(args.workdir, processes=args.processes, n_mock=args.n_mock, max_jobs=args.max_jobs, only=args.only)
+    else:
+        st = status(args.workdir)
+        st.pop("ref_ids_complete")
+        print(json.dumps(st, indent=1))
+
+
+if __name__ == "__main__":
+    main()
