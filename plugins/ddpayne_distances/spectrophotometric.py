@@ -6,8 +6,9 @@
   unresolved binaries from the calibration. No stellar-model relation is built in.
 * **Spectro-photometric distance**: :math:`m - M = 5 \\log d - 5 + A` (eq. 5) with ``A = R(Teff, [Fe/H],
   E(B−V))·E(B−V)`` from :mod:`ddpayne.galaxy.extinction`; G is used when present, else Ks (as the paper).
-  Its error combines the photometric error, the local scatter of the calibration, the label errors through
-  the local gradient ∂M/∂label, and the E(B−V) error.
+  Its error combines the photometric error, the local scatter of the calibration (less the part the
+  calibrators' own label errors explain), the target's label errors through the local gradient
+  ∂M/∂label, and the E(B−V) error.
 * **Geometric distance**: :math:`\\log d = -\\log \\varpi` (eq. 6) with ϖ corrected for the Lindegren et al.
   (2021, A&A 649, A4) zero point (``gaiadr3-zeropoint``: needs ``PHOT_G_MEAN_MAG``,
   ``NU_EFF_USED_IN_ASTROMETRY``, ``PSEUDOCOLOUR``, ``ECL_LAT``, ``ASTROMETRIC_PARAMS_SOLVED``). Where these
@@ -144,6 +145,10 @@ class SpectroPhotometricDistance(DistanceEstimator):
         X = np.stack([teff, column(control, "LOGG"), feh], -1)[sel]
         self.regressor = LocalLinearRegressor(LABEL_SCALES, k=self.k, max_distance=self.max_distance,
                                               robust_clip=3.0).fit(X, Y)
+        # typical label errors of the calibrators: their effect is already in the calibration scatter
+        cal_err = np.stack([column(control, c + "_ERR", 0.0) for c in ("TEFF", "LOGG", "FE_H")], -1)[sel]
+        self.cal_label_err = np.nan_to_num(np.nanmedian(cal_err, axis=0), nan=0.0) if cal_err.size else \
+            np.zeros(3)
         self.n_control = int(sel.sum())
         log.info("absolute magnitudes learned from %d control stars with parallax S/N > %g",
                  self.n_control, self.min_plx_snr_train)
@@ -158,7 +163,11 @@ class SpectroPhotometricDistance(DistanceEstimator):
         lerr = np.stack([column(stars, c + "_ERR", 0.0) for c in ("TEFF", "LOGG", "FE_H")], -1)
         lerr = np.nan_to_num(lerr, nan=0.0)
         prop = np.sqrt(np.nansum((grad * lerr[:, None, :]) ** 2, axis=-1))
-        err = np.sqrt(scat**2 + prop**2)
+        # the calibration scatter already holds the calibrators' own label errors: remove them in
+        # quadrature (keeping at least half the scatter) and add the target's
+        prop_cal = np.sqrt(np.nansum((grad * self.cal_label_err[None, None, :]) ** 2, axis=-1))
+        intrinsic2 = np.maximum(scat**2 - prop_cal**2, 0.25 * scat**2)
+        err = np.sqrt(intrinsic2 + prop**2)
         return mean[:, 0], mean[:, 1], err[:, 0], err[:, 1], outside
 
     def estimate(self, stars: Table) -> Table:

@@ -166,7 +166,10 @@ class GalpyOrbits(OrbitIntegrator):
         o = Orbit(vxvv, ro=self.ro, vo=self.vo)
         t_unit_gyr = self.ro / self.vo * 0.9777922216807891  # kpc/(km/s) in Gyr
         ts = np.linspace(0.0, self.t_max_gyr / t_unit_gyr, self.n_steps)
-        o.integrate(ts, self.pot, method="dop853_c", progressbar=False)
+        import warnings
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Using C implementation")
+            o.integrate(ts, self.pot, method="dop853_c", progressbar=False)
         out["ECC"][idx] = o.e(use_physical=False)
         out["RPERI"][idx] = o.rperi(use_physical=False) * self.ro
         out["RAPO"][idx] = o.rap(use_physical=False) * self.ro
