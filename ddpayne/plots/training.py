@@ -1,0 +1,142 @@
+"""Figures of the training: loss curves (paper Fig. 3) and model-vs-physics gradient spectra (Fig. 4).
+
+Both functions return a :class:`matplotlib.figure.Figure` built without pyplot (Agg canvas, no global
+state), ready for ``fig.savefig(...)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from astropy.table import Table
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from ..labels import element_of
+
+
+def _new_figure(figsize) -> Figure:
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _label_text(label: str) -> str:
+    if label == "TEFF":
+        return r"$T_{\rm eff}$ (per 100 K)"
+    if label == "LOGG":
+        return r"$\log g$"
+    if label == "VMIC":
+        return r"$v_{\rm mic}$"
+    if label == "FE_H":
+        return "[Fe/H]"
+    return f"[{element_of(label)}/Fe]"
+
+
+def plot_loss_history(history: Table, ax=None, title: str | None = None) -> Figure:
+    """Loss terms against epoch (paper Fig. 3).
+
+    Parameters
+    ----------
+    history : astropy.table.Table
+        As returned by :func:`ddpayne.model.training.train_emulator` (columns ``epoch``,
+        ``data_train``, ``data_val``, ``reg``).
+    ax : matplotlib Axes, optional
+        Draw there instead of a new figure.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if ax is None:
+        fig = _new_figure((6.0, 4.0))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    ep = np.asarray(history["epoch"]) + 1
+    ax.plot(ep, history["data_train"], color="0.6", label="data term, training")
+    if np.any(np.isfinite(np.asarray(history["data_val"], dtype=float))):
+        ax.plot(ep, history["data_val"], color="k", label="data term, validation")
+    reg = np.asarray(history["reg"], dtype=float)
+    if np.any(reg > 0):
+        ax.plot(ep, reg, color="tab:blue", label="regularization (gradient spectra)")
+    ax.set_yscale("log")
+    if ep.size > 1:
+        ax.set_xscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss per pixel")
+    ax.legend(frameon=False)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_gradient_comparison(emulator, gradients, label: str = "MG_FE", ref: int = 0,
+                             wavelength_range: tuple[float, float] | None = None,
+                             method: str = "finite", ax=None) -> Figure:
+    """The model's gradient spectrum of ``label`` against the physical one at one reference point
+    (paper Fig. 4).
+
+    Parameters
+    ----------
+    emulator : Emulator
+    gradients : GradientSpectra
+        On the emulator's grid.
+    label : str
+        Which label's gradient spectrum.
+    ref : int
+        Index of the reference point in ``gradients``.
+    wavelength_range : (float, float), optional
+        Å range to show (default: all).
+    method : {'finite', 'analytic'}
+        How the model's gradient is computed (:func:`ddpayne.model.diagnostics.model_gradients`).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import torch
+
+    from ..model.diagnostics import _pearson, model_gradients
+    from ..prepare.masks import hydrogen_mask
+
+    if not 0 <= ref < gradients.n_ref:
+        raise IndexError(f"reference point {ref} does not exist ({gradients.n_ref} points)")
+    with torch.no_grad():
+        model = model_gradients(emulator, gradients, [label], method, refs=[ref]).double().cpu().numpy()
+    model = model[0, 0]
+    phys = gradients.gradients[ref, gradients.label_index(label)]
+    unit = 100.0 if label == "TEFF" else 1.0
+    wave = gradients.wavelength
+    masked = gradients.mask | hydrogen_mask(wave)
+    sel = np.ones(wave.size, bool) if wavelength_range is None else (
+        (wave >= wavelength_range[0]) & (wave <= wavelength_range[1]))
+    good = sel & ~masked
+    rho = _pearson(model[good], phys[good]) if good.sum() > 2 else float("nan")
+    if ax is None:
+        fig = _new_figure((9.0, 3.5))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    p = np.where(masked, np.nan, phys) * unit
+    m = np.where(masked, np.nan, model) * unit
+    ax.plot(wave[sel], p[sel], color="tab:red", lw=1.2, label="physical (Kurucz)")
+    ax.plot(wave[sel], m[sel], color="k", lw=0.8, label=f"DD-Payne model (ρ = {rho:.3f})")
+    for lo, hi in _runs(wave, masked & sel):
+        ax.axvspan(lo, hi, color="0.9", lw=0)
+    refrow = gradients.ref_labels[ref]
+    desc = ", ".join(f"{n}={v:.4g}" for n, v in zip(gradients.label_names, refrow)
+                     if n in ("TEFF", "LOGG", "FE_H"))
+    ax.set_title(f"{_label_text(label)} gradient spectrum at reference point {ref} ({desc})", fontsize=9)
+    ax.set_xlabel("vacuum wavelength [Å]")
+    ax.set_ylabel(r"$\partial f / \partial$" + _label_text(label))
+    ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def _runs(wave: np.ndarray, flag: np.ndarray):
+    """(start, end) wavelengths of the contiguous True runs of ``flag``."""
+    if not flag.any():
+        return []
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flag.astype(int), [0]])))
+    return [(wave[a], wave[b - 1]) for a, b in zip(edges[::2], edges[1::2])]
