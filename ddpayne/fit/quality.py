@@ -141,6 +141,14 @@ class CoverageModel:
             return d > self.threshold
 
 
+def coverage_columns(label_names: Sequence[str], use: Sequence[str] | None) -> np.ndarray | None:
+    """Indices of ``use`` among ``label_names`` (those present); None when ``use`` is None or none present."""
+    if use is None:
+        return None
+    cols = [list(label_names).index(n) for n in use if n in label_names]
+    return np.array(cols, dtype=int) if cols else None
+
+
 def coverage_distance(labels, training_labels, label_min, label_max) -> np.ndarray:
     """Nearest-neighbour distance of each label row to the training set, in scaled label space."""
     return CoverageModel(training_labels, label_min, label_max).distance(labels)

@@ -106,6 +106,10 @@ class BatchedLMFitter(Fitter):
         when it has one (no coverage flag otherwise).
     coverage_quantile, coverage_factor : float
         Coverage threshold (see :class:`ddpayne.fit.quality.CoverageModel`).
+    coverage_labels : sequence of str or None
+        Labels spanning the coverage space (default TEFF, LOGG, FE_H: the atmospheric parameters that
+        define where the training set lives; None: all labels — in 15 dimensions nearest-neighbour
+        distances are large for every star and the flag loses power).
     qflag_n_per_bin : int
         Stars per S/N bin for ``QFLAG_CHI2`` within the batch.
     progress : bool
@@ -118,7 +122,8 @@ class BatchedLMFitter(Fitter):
                  starts: Sequence = ("dwarf", "giant", "metal_poor", "mean"), margin: float = 0.05,
                  max_iter: int = 100, prune_after: int | None = 8, ftol: float = 1e-9, xtol: float = 1e-7,
                  lambda0: float = 1e-2, lambda_max: float = 1e10, training_labels=None,
-                 coverage_quantile: float = 0.99, coverage_factor: float = 1.5, qflag_n_per_bin: int = 500,
+                 coverage_quantile: float = 0.99, coverage_factor: float = 1.5,
+                 coverage_labels: Sequence[str] | None = ("TEFF", "LOGG", "FE_H"), qflag_n_per_bin: int = 500,
                  progress: bool = False):
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -132,6 +137,7 @@ class BatchedLMFitter(Fitter):
         self.lambda0, self.lambda_max = float(lambda0), float(lambda_max)
         self.training_labels = training_labels
         self.coverage_quantile, self.coverage_factor = coverage_quantile, coverage_factor
+        self.coverage_labels = None if coverage_labels is None else tuple(coverage_labels)
         self.qflag_n_per_bin = int(qflag_n_per_bin)
         self.progress = progress
         #: statistics of the last :meth:`fit` call (problems, emulator calls, evaluations, seconds)
@@ -218,7 +224,8 @@ class BatchedLMFitter(Fitter):
         if tl is None:
             return None
         return quality.CoverageModel(tl, emulator.label_min, emulator.label_max,
-                                     quantile=self.coverage_quantile, factor=self.coverage_factor)
+                                     quantile=self.coverage_quantile, factor=self.coverage_factor,
+                                     columns=quality.coverage_columns(emulator.label_names, self.coverage_labels))
 
     @staticmethod
     def _evaluate(emulator, x, fobs, w, stats):
@@ -262,16 +269,13 @@ class BatchedLMFitter(Fitter):
         chi2, A, g = self._evaluate(emulator, x.to(dtype), fobs[spec], w[spec], stats)
         lam = torch.full((n * S,), self.lambda0, dtype=torch.float64, device=dev)
         P = _Problems(x, spec, chi2, A, g, lam)
-        pruned = self.prune_after is None or S == 1
+        pruned = S == 1
         for it in range(self.max_iter):
-            if not pruned and it == self.prune_after:
+            if not pruned and self.prune_after is not None and it == self.prune_after:
                 P = P.take(self._best_rows(P, n, S))
                 pruned = True
             act = torch.nonzero(~P.done).squeeze(1)
             if act.numel() == 0:
-                if not pruned:
-                    P = P.take(self._best_rows(P, n, S))
-                    pruned = True
                 break
             xa, Aa, ga, la = P.x[act], P.A[act], P.g[act], P.lam[act]
             dx = self._step(xa, Aa, ga, la, free, lo_t, hi_t, scale)

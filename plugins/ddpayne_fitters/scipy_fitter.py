@@ -31,7 +31,7 @@ class ScipyFitter(Fitter):
         Passed to ``least_squares``.
     max_nfev : int, optional
         Passed to ``least_squares``.
-    training_labels, coverage_quantile, coverage_factor, qflag_n_per_bin
+    training_labels, coverage_quantile, coverage_factor, coverage_labels, qflag_n_per_bin
         As :class:`.lm.BatchedLMFitter`.
     progress : bool
         tqdm bar over spectra.
@@ -42,6 +42,7 @@ class ScipyFitter(Fitter):
     def __init__(self, starts: Sequence = ("dwarf", "giant", "metal_poor", "mean"), margin: float = 0.05,
                  ftol: float = 1e-8, xtol: float = 1e-8, gtol: float = 1e-8, max_nfev: int | None = None,
                  training_labels=None, coverage_quantile: float = 0.99, coverage_factor: float = 1.5,
+                 coverage_labels: Sequence[str] | None = ("TEFF", "LOGG", "FE_H"),
                  qflag_n_per_bin: int = 500, progress: bool = False):
         self.starts = tuple(starts)
         self.margin = float(margin)
@@ -49,6 +50,7 @@ class ScipyFitter(Fitter):
         self.max_nfev = max_nfev
         self.training_labels = training_labels
         self.coverage_quantile, self.coverage_factor = coverage_quantile, coverage_factor
+        self.coverage_labels = None if coverage_labels is None else tuple(coverage_labels)
         self.qflag_n_per_bin = int(qflag_n_per_bin)
         self.progress = progress
         self.stats: dict[str, float] = {}
@@ -152,6 +154,7 @@ class ScipyFitter(Fitter):
                                                                                    None)
         coverage = (None if tl is None else
                     quality.CoverageModel(tl, emulator.label_min, emulator.label_max,
-                                          quantile=self.coverage_quantile, factor=self.coverage_factor))
+                                          quantile=self.coverage_quantile, factor=self.coverage_factor,
+                                     columns=quality.coverage_columns(emulator.label_names, self.coverage_labels)))
         quality.add_quality_columns(table, lo, hi, fixed_mask, coverage=coverage, n_per_bin=self.qflag_n_per_bin)
         return table
