@@ -50,6 +50,31 @@ def _cmd_prepare(args) -> int:
     return 0
 
 
+def _cmd_stages(args) -> int:
+    from .run import STAGES, Pipeline
+
+    stages = {"run": STAGES, "train": ("train",), "fit": ("fit",), "derive": ("derive",),
+              "catalogue": ("catalogue",)}[args.command]
+    if args.command == "run" and args.stages:
+        stages = tuple(s.strip() for s in args.stages.split(","))
+    pipe = Pipeline(args.config, force=args.force.split(",") if args.force else ())
+    if "prepare" not in stages and not pipe.prepared_files():
+        stages = ("prepare", *stages)
+    path = pipe.run(stages)
+    print(f"done: {path}")
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from ..plots import make_figures
+    from .catalogue import read_catalogue
+
+    files = make_figures(read_catalogue(args.catalogue), args.out, history=args.history)
+    for f in files:
+        print(f)
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -75,6 +100,24 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--out", help="write the prepared batch to this FITS file")
     sp.set_defaults(func=_cmd_prepare)
 
+    for name, text in (("run", "run the whole pipeline from a TOML configuration"),
+                       ("train", "train the emulator (prepares first if needed)"),
+                       ("fit", "fit labels with the trained emulator"),
+                       ("derive", "extinction, distances, orbits"),
+                       ("catalogue", "write the catalogue from the stages' outputs")):
+        sp = sub.add_parser(name, help=text)
+        sp.add_argument("config", help="TOML configuration (see docs: Configuration)")
+        sp.add_argument("--force", default="", help="comma-separated stages to redo")
+        if name == "run":
+            sp.add_argument("--stages", default="", help="comma-separated subset of stages")
+        sp.set_defaults(func=_cmd_stages)
+
+    sp = sub.add_parser("plot", help="the paper's figures from a catalogue")
+    sp.add_argument("catalogue", help="catalogue FITS file written by ddpayne")
+    sp.add_argument("-o", "--out", default="figures", help="output folder")
+    sp.add_argument("--history", default=None, help="training history (model/history.ecsv)")
+    sp.set_defaults(func=_cmd_plot)
+
     sp = sub.add_parser("demo", help="run the pipeline on the bundled (mock) data")
     sp.add_argument("-o", "--out", default="demo-output", help="output folder (default: demo-output)")
     sp.add_argument("--quick", action="store_true", help="smallest settings (used by the tests)")
@@ -87,8 +130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ..exceptions import DDPayneError
+
     try:
         return int(args.func(args) or 0)
+    except DDPayneError as exc:
+        log.error("%s", exc)
+        return 2
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130

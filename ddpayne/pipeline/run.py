@@ -1,0 +1,340 @@
+"""``ddpayne run CONFIG``: from survey files to a catalogue and figures, stage by stage.
+
+Stages and what each leaves in the output folder (every stage is resumable: a stage whose output exists
+and whose inputs and settings are unchanged is skipped; delete its output, or pass ``force``, to redo):
+
+=========== ============================================ ==========================================
+stage       does                                          writes
+=========== ============================================ ==========================================
+prepare     read, keep stars, rest frame, merge, normalise ``prepared/<file>.fits`` (+ rejected rows)
+train       cross-match with reference labels, train       ``model/emulator.pt``, ``model/history.ecsv``
+fit         labels, errors, χ², flags, Cramér–Rao bounds   ``fit/<file>.fits``
+derive      extinction, distances, orbits, GES             ``derived.fits``
+catalogue   join the stages, units, provenance             ``catalogue.fits``
+plot        the paper's figures                            ``figures/*.png``
+=========== ============================================ ==========================================
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table, vstack
+
+from .. import __version__, registry
+from ..exceptions import DDPayneError, SpectrumFileError
+from ..flags import Flag
+from ..io.batch import SpectrumBatch
+from .config import Config, load_config, write_config
+
+log = logging.getLogger(__name__)
+
+STAGES = ("prepare", "train", "fit", "derive", "catalogue", "plot")
+
+
+class Pipeline:
+    """The DD-Payne pipeline driven by a :class:`~ddpayne.pipeline.config.Config`.
+
+    Parameters
+    ----------
+    config : Config or path-like
+        The configuration (or a TOML file).
+    force : iterable of str
+        Stages to redo even if their outputs are up to date.
+    """
+
+    def __init__(self, config: Config | str | os.PathLike, force: Iterable[str] = ()):
+        self.cfg = config if isinstance(config, Config) else load_config(config)
+        self.out = self.cfg.output_dir
+        self.force = set(force)
+        unknown = self.force - set(STAGES)
+        if unknown:
+            raise DDPayneError(f"unknown stage(s) {sorted(unknown)}; stages are {list(STAGES)}")
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._emulator = None
+        self._reader = None
+
+    # ----------------------------------------------------------------------------- bookkeeping
+    def _stamp_path(self, output: Path) -> Path:
+        return output.with_name(output.name + ".done.json")
+
+    def _up_to_date(self, stage: str, output: Path, digest: str) -> bool:
+        stamp = self._stamp_path(output)
+        if stage in self.force or not output.exists() or not stamp.exists():
+            return False
+        try:
+            return json.loads(stamp.read_text()).get("digest") == digest
+        except (OSError, ValueError):
+            return False
+
+    def _mark_done(self, output: Path, digest: str, **info) -> None:
+        from ..io.atomic import atomic_path
+
+        with atomic_path(self._stamp_path(output)) as tmp:
+            Path(tmp).write_text(json.dumps({"digest": digest, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                             **info}, default=str))
+
+    def _catalogue_table(self) -> Table | None:
+        if not self.cfg.data.catalogue:
+            return None
+        from ..io.spectra import get_reader
+
+        files = self.cfg.spectrum_files()
+        rd = get_reader(self.cfg.data.reader or None, files[0])
+        return rd.read_catalogue(self.cfg.path(self.cfg.data.catalogue))
+
+    # ---------------------------------------------------------------------------------- stages
+    def prepare(self) -> list[Path]:
+        """Prepare every survey file; return the prepared-batch files (one per input file)."""
+        from ..prepare.spectra import PrepareSettings, prepare_file, select_stars
+
+        files = self.cfg.spectrum_files()
+        catalogue = self._catalogue_table()
+        settings = PrepareSettings(continuum_width=self.cfg.prepare.continuum_width or None)
+        digest = self.cfg.digest("data", "prepare")
+        outdir = self.out / "prepared"
+        outdir.mkdir(exist_ok=True)
+        done = []
+        for path in _progress(files, "prepare"):
+            target = outdir / (Path(path).name.split(".fits")[0] + ".fits")
+            rejected_path = target.with_suffix(".rejected.ecsv")
+            if self._up_to_date("prepare", target, digest + str(Path(path).stat().st_mtime)):
+                done.append(target)
+                continue
+            stars, rejected = [], []
+            try:
+                for b in prepare_file(path, reader=self.cfg.data.reader or None, catalogue=catalogue,
+                                      settings=settings, chunk_size=self.cfg.prepare.chunk_size):
+                    s, r = select_stars(b)
+                    rejected.append(r)
+                    if len(s):
+                        stars.append(s)
+            except (SpectrumFileError, FileNotFoundError) as exc:
+                log.error("%s", exc)
+                rejected = [Table({"ID": [""], "SOURCE_FILE": [str(path)], "FLAG": [int(Flag.BAD_INPUT)],
+                                   "FLAG_REASON": [str(exc)]})]
+                stars = []
+            rej = vstack(rejected) if rejected else Table(names=("ID", "SOURCE_FILE", "FLAG", "FLAG_REASON"),
+                                                          dtype=(str, str, np.int64, str))
+            from ..io.atomic import atomic_path
+
+            with atomic_path(rejected_path) as tmp:
+                rej.write(tmp, format="ascii.ecsv")
+            if stars:
+                SpectrumBatch.concatenate(stars).write(target, overwrite=True)
+            elif target.exists():
+                target.unlink()
+            self._mark_done(target, digest + str(Path(path).stat().st_mtime), source=str(path),
+                            n_stars=sum(len(s) for s in stars), n_rejected=len(rej))
+            if stars:
+                done.append(target)
+            log.info("%s: %d stars, %d rejected", Path(path).name, sum(len(s) for s in stars), len(rej))
+        return done
+
+    def prepared_files(self) -> list[Path]:
+        """Prepared-batch files present (after :meth:`prepare`)."""
+        return sorted(p for p in (self.out / "prepared").glob("*.fits"))
+
+    def rejected(self) -> Table:
+        """Every rejected row of the prepare stage."""
+        parts = [Table.read(p, format="ascii.ecsv") for p in sorted((self.out / "prepared").glob("*.rejected.ecsv"))]
+        parts = [p for p in parts if len(p)]
+        for p in parts:
+            for c in ("ID", "SOURCE_FILE", "FLAG_REASON"):
+                p[c] = np.asarray(p[c]).astype(str)
+        return vstack(parts) if parts else Table(names=("ID", "SOURCE_FILE", "FLAG", "FLAG_REASON"),
+                                                 dtype=(str, str, np.int64, str))
+
+    def train(self):
+        """Train the emulator on prepared stars with reference labels (or load ``training.model``)."""
+        from ..model.training import TrainingSettings
+        from ..model.trainingset import build_training_set
+
+        tc = self.cfg.training
+        if tc.model:
+            self._emulator = load_emulator(self.cfg.path(tc.model), tc.emulator)
+            return self._emulator
+        model_path = self.out / "model" / "emulator.pt"
+        digest = self.cfg.digest("data", "prepare", "training")
+        if self._up_to_date("train", model_path, digest):
+            self._emulator = load_emulator(model_path, tc.emulator)
+            return self._emulator
+        if not self.cfg.data.labels:
+            raise DDPayneError("[data] labels is empty: give a reference-label catalogue to train on, "
+                               "or a trained model in [training] model")
+        labels = Table.read(self.cfg.path(self.cfg.data.labels))
+        batch = SpectrumBatch.concatenate([SpectrumBatch.read(p) for p in self.prepared_files()])
+        ts = build_training_set(batch, labels, tc.labels or None, min_snr=tc.min_snr)
+        log.info("training set: %d spectra of %d stars with labels %s", len(ts), len(set(ts.star_ids)),
+                 ", ".join(ts.label_names))
+        (self.out / "model").mkdir(exist_ok=True)
+        ts.report.write(self.out / "model" / "training-set-report.ecsv", format="ascii.ecsv", overwrite=True)
+        reg_options = {}
+        if tc.regularizer == "kurucz":
+            reg_options["gradients"] = str(self.cfg.path(tc.gradients)) if tc.gradients else None
+        settings = TrainingSettings(epochs=tc.epochs, batch_size=tc.batch_size, seed=tc.seed, device=tc.device,
+                                    validation_fraction=tc.validation_fraction,
+                                    checkpoint_every=tc.checkpoint_every)
+        emulator, history = ts.train(emulator=tc.emulator, regularizer=tc.regularizer,
+                                     regularizer_options={k: v for k, v in reg_options.items() if v},
+                                     settings=settings, checkpoint_dir=self.out / "model" / "checkpoints",
+                                     output=model_path)
+        history.write(self.out / "model" / "history.ecsv", format="ascii.ecsv", overwrite=True)
+        self._mark_done(model_path, digest, n_train=len(ts))
+        self._emulator = emulator
+        return emulator
+
+    @property
+    def emulator(self):
+        if self._emulator is None:
+            self.train()
+        return self._emulator
+
+    def fit(self) -> Path:
+        """Fit every prepared file (one task per file, resumable; see :mod:`ddpayne.pipeline.executors`)."""
+        from .executors import run_fit
+
+        fc = self.cfg.fit
+        target = self.out / "fit.fits"
+        digest = self.cfg.digest("data", "prepare", "training", "fit")
+        if self._up_to_date("fit", target, digest):
+            return target
+        model = self.cfg.path(self.cfg.training.model) if self.cfg.training.model else \
+            self.out / "model" / "emulator.pt"
+        emulator = model if fc.executor != "serial" and model.exists() else self.emulator
+        summary = run_fit(self.prepared_files(), target, emulator, fitter=fc.fitter, backend=fc.executor,
+                          n_workers=fc.n_workers, scheduler=fc.scheduler or None, device=fc.device,
+                          keep_meta=("TARGETID",))
+        if summary.failed:
+            raise DDPayneError(f"fit: {len(summary.failed)} file(s) failed: {summary.failed}")
+        log.info("fit %d spectra (%d new) at %.1f spectra/s", summary.n_rows, summary.n_rows_new,
+                 summary.spectra_per_second)
+        self._mark_done(target, digest, n=summary.n_rows)
+        return target
+
+    def derive(self) -> Path | None:
+        """Extinction, distances and orbits for every fitted star."""
+        if not self.cfg.derive.enabled:
+            return None
+        from ..galaxy import derive
+
+        stars = self._stars_table()
+        target = self.out / "derived.fits"
+        digest = self.cfg.digest()
+        if self._up_to_date("derive", target, digest):
+            return target
+        # the survey's own low-extinction, high-|b| stars are the star-pair and distance controls
+        out = derive(stars, control=stars, distance=self.cfg.derive.distance, orbit=self.cfg.derive.orbit,
+                     orbit_options={"potential": self.cfg.derive.potential})
+        out["ID"] = stars["ID"]
+        from ..io.atomic import atomic_path
+
+        with atomic_path(target) as tmp:
+            out.write(tmp, format="fits")
+        self._mark_done(target, digest, n=len(out))
+        return target
+
+    def _stars_table(self) -> Table:
+        """Prepared metadata + fitted labels (+ photometry from ``[data] photometry``), one row per star."""
+        from ..fit.results import read_result_table
+        from .catalogue import build_catalogue
+
+        meta = vstack([SpectrumBatch.read(p).meta for p in self.prepared_files()],
+                      metadata_conflicts="silent")
+        fit = read_result_table(self.out / "fit.fits")
+        fit["ID"] = np.asarray(fit["ID"]).astype(str)
+        # the fit table holds the same spectra; put its rows in the order of the prepared metadata
+        pos = {i: k for k, i in enumerate(fit["ID"])}
+        order = [pos.get(i, -1) for i in np.asarray(meta["ID"]).astype(str)]
+        if min(order, default=0) < 0 or len(fit) != len(meta):
+            raise DDPayneError("the fit results do not cover the prepared spectra: rerun the fit stage")
+        fit = fit[order]
+        fit.remove_columns([c for c in ("SOURCE_FILE", "TARGETID", "SNR") if c in fit.colnames])
+        stars = build_catalogue(meta, fit)
+        if self.cfg.data.photometry:
+            from astropy.table import join
+
+            phot = Table.read(self.cfg.path(self.cfg.data.photometry))
+            keep = [c for c in phot.colnames if c == "TARGETID" or c not in stars.colnames]
+            order = np.arange(len(stars))
+            stars["_ORDER"] = order
+            stars = join(stars, phot[keep], keys="TARGETID", join_type="left")
+            stars.sort("_ORDER")
+            stars.remove_column("_ORDER")
+        return stars
+
+    def catalogue(self) -> Path:
+        """Write the final catalogue."""
+        from .catalogue import build_catalogue, write_catalogue
+
+        stars = self._stars_table()
+        galaxy = None
+        derived = self.out / "derived.fits"
+        if self.cfg.derive.enabled and derived.exists():
+            galaxy = Table.read(derived)
+            galaxy["ID"] = np.asarray(galaxy["ID"]).astype(str)
+        cat = build_catalogue(stars, None, galaxy)
+        provenance = {
+            "ddpayne_version": __version__,
+            "plugins": {i.name: i.version for i in registry.plugins()},
+            "model_sha256": getattr(self.emulator, "provenance", {}).get("sha256", ""),
+            "config": self.cfg.to_dict(),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        path = self.out / self.cfg.output.catalogue
+        write_catalogue(cat, path, provenance=provenance, rejected=self.rejected(),
+                        formats=self.cfg.output.formats)
+        return path
+
+    def plot(self, catalogue: Path | None = None) -> list[Path]:
+        """The paper's figures from the catalogue."""
+        from ..plots import make_figures
+        from .catalogue import read_catalogue
+
+        cat = read_catalogue(catalogue or self.out / self.cfg.output.catalogue)
+        return make_figures(cat, self.out / "figures", history=self.out / "model" / "history.ecsv")
+
+    def run(self, stages: Iterable[str] = STAGES) -> Path:
+        """Run the given stages in order (default: all)."""
+        stages = list(stages)
+        write_config(self.cfg, self.out / "config.toml")
+        t0 = time.time()
+        if "prepare" in stages:
+            self.prepare()
+        if not self.prepared_files():
+            raise DDPayneError(f"no star spectra were prepared from {len(self.cfg.spectrum_files())} file(s): "
+                               f"see {self.out / 'prepared'}/*.rejected.ecsv")
+        if "train" in stages:
+            self.train()
+        if "fit" in stages:
+            self.fit()
+        if "derive" in stages:
+            self.derive()
+        path = self.out / self.cfg.output.catalogue
+        if "catalogue" in stages:
+            path = self.catalogue()
+        if "plot" in stages and self.cfg.output.figures:
+            self.plot(path)
+        log.info("pipeline finished in %.0f s; catalogue %s", time.time() - t0, path)
+        return path
+
+
+def load_emulator(path: str | os.PathLike, name: str | None = None):
+    """Load a saved emulator (the file names the plugin that wrote it)."""
+    from ..model.emulator import load_emulator as _load
+
+    return _load(path)
+
+
+def _progress(items, desc: str):
+    try:
+        from tqdm.auto import tqdm
+
+        return tqdm(list(items), desc=desc, unit="file", leave=False, disable=None)
+    except ImportError:  # pragma: no cover
+        return items
