@@ -9,7 +9,10 @@ The model (all choices deliberately simple and documented here; nothing in the *
 Populations (``POP``)
     ``thin``, ``thick``, ``halo`` and ``ges``, drawn per star with probabilities that depend on [Fe/H] and
     [Mg/Fe] (:func:`population_probabilities`): metal-rich low-α stars are mostly thin disk, high-α stars with
-    [Fe/H] > −1 mostly thick disk, metal-poor stars halo or GES (GES favoured for lower [α/Fe]).
+    [Fe/H] > −1 mostly thick disk, metal-poor stars halo or GES (GES favoured for lower [α/Fe], none above
+    [Fe/H] = −0.5). This chemical prior is multiplied by the star's *visibility* in each population (the
+    fraction of the population inside its magnitude window on the sky footprint), so that e.g. a luminous
+    metal-rich giant, which would have to lie kpc above the plane, becomes halo ("splash") rather than disk.
 Density
     Thin disk: exponential, scale length 2.6 kpc, height 0.3 kpc. Thick disk: 2.0 kpc, 0.9 kpc. Halo: cored
     power law :math:`(r_q^2 + 1)^{-1.75}` with flattening q = 0.7. GES: broken power law (slope −2.5 inside
@@ -132,7 +135,7 @@ def population_probabilities(feh: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     low_a = _sigmoid((0.15 - alpha) / 0.04)
     w_thin = rich * low_a * 0.95
     w_thick = rich * (1.0 - low_a) * 0.9 + 0.04 * rich
-    w_ges = poor * (0.35 + 0.45 * _sigmoid((0.28 - alpha) / 0.05))
+    w_ges = poor * (0.35 + 0.45 * _sigmoid((0.28 - alpha) / 0.05)) * (feh < -0.5)   # GES MDF ends ~ -0.5
     w_halo = poor * 0.45 + 0.01 + 0.06 * rich * (1.0 - low_a)   # incl. a little "splash"
     w = np.stack([w_thin, w_thick, w_halo, w_ges], axis=-1)
     return w / w.sum(axis=-1, keepdims=True)

@@ -87,13 +87,17 @@ class GalpyOrbits(OrbitIntegrator):
         Integration time and output steps for ``method="integrate"``.
     chunk : int
         Stars per vectorised call (bounds memory).
+    r_apo_max : float
+        Orbits with a Stäckel apocentre beyond this (kpc), or any non-finite output, are reported as
+        :attr:`~ddpayne.flags.Flag.NO_ORBIT` (the approximation fails for barely bound orbits).
     """
 
     name = "galpy"
 
     def __init__(self, potential: Any = "MWPotential2014", method: str = "staeckel",
                  solar: SolarParameters = SOLAR, n_mc: int = 0, seed: int = 0,
-                 t_max_gyr: float = 5.0, n_steps: int = 5001, chunk: int = 20000):
+                 t_max_gyr: float = 5.0, n_steps: int = 5001, chunk: int = 20000,
+                 r_apo_max: float = 500.0):
         if method not in ("staeckel", "integrate"):
             raise ValueError(f"method must be 'staeckel' or 'integrate', not {method!r}")
         self.potential_name = potential if isinstance(potential, str) else type(potential).__name__
@@ -105,6 +109,7 @@ class GalpyOrbits(OrbitIntegrator):
         self.t_max_gyr = t_max_gyr
         self.n_steps = n_steps
         self.chunk = chunk
+        self.r_apo_max = r_apo_max
         self.ro, self.vo = _units_of(self.pot, solar)
 
     # ------------------------------------------------------------------------------------------------
@@ -143,8 +148,9 @@ class GalpyOrbits(OrbitIntegrator):
             delta = estimateDeltaStaeckel(self.pot, R[i], z[i], no_median=True)
             delta = np.atleast_1d(np.nan_to_num(np.asarray(delta, float), nan=0.45)).clip(1e-4, None)
             phi = np.zeros(i.size)
-            jr, lz, jz = aA(R[i], vR[i], vT[i], z[i], vz[i], phi, delta=delta)
-            e, zmax, rperi, rap = aA.EccZmaxRperiRap(R[i], vR[i], vT[i], z[i], vz[i], phi, delta=delta)
+            with np.errstate(all="ignore"):
+                jr, lz, jz = aA(R[i], vR[i], vT[i], z[i], vz[i], phi, delta=delta)
+                e, zmax, rperi, rap = aA.EccZmaxRperiRap(R[i], vR[i], vT[i], z[i], vz[i], phi, delta=delta)
             out["JR"][i] = np.asarray(jr) * self.ro * self.vo
             out["JPHI"][i] = np.asarray(lz) * self.ro * self.vo
             out["JZ"][i] = np.asarray(jz) * self.ro * self.vo
@@ -152,6 +158,12 @@ class GalpyOrbits(OrbitIntegrator):
             out["ZMAX"][i] = np.asarray(zmax) * self.ro
             out["RPERI"][i] = np.asarray(rperi) * self.ro
             out["RAPO"][i] = np.asarray(rap) * self.ro
+        # the Stäckel approximation breaks down for barely bound orbits: no orbit rather than nonsense
+        bad = ok & ~(np.all([np.isfinite(out[k]) for k in OUTPUT_UNITS], axis=0)
+                     & (out["RAPO"] < self.r_apo_max))
+        for k in OUTPUT_UNITS:
+            if k != "ENERGY":
+                out[k][bad] = np.nan
         return out
 
     def _integrate(self, g: dict, out: dict) -> None:
@@ -180,7 +192,8 @@ class GalpyOrbits(OrbitIntegrator):
 
         Input columns: ``RA``, ``DEC`` (deg), ``DIST`` (kpc), ``PMRA``, ``PMDEC`` (mas/yr), ``RV`` (km/s);
         for ``n_mc > 0`` also ``DIST_ERR``, ``PMRA_ERROR``, ``PMDEC_ERROR``, ``RV_ERR`` (missing errors
-        count as zero). Rows with any of them missing or NaN, or on unbound orbits, get NaN outputs and
+        count as zero). Rows with any of them missing or NaN, on unbound orbits, or where the Stäckel
+        approximation fails get NaN outputs (``ENERGY`` is kept when known) and
         :attr:`~ddpayne.flags.Flag.NO_ORBIT`.
         """
         n = len(stars)
