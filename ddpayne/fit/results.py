@@ -357,7 +357,8 @@ def read_result_table(path) -> Table:
         raw_meta = h[name].header.get("FITMETA", "{}")
     import astropy.units as u
 
-    t = Table.read(path, hdu=name, character_as_bytes=False, unit_parse_strict="silent")
+    t = Table.read(path, hdu=name, character_as_bytes=False, unit_parse_strict="silent",
+                   mask_invalid=False)
     for c in t.colnames:
         if t[c].unit is not None:
             t[c].unit = u.Unit(str(t[c].unit), parse_strict="silent")
