@@ -116,7 +116,8 @@ def test_deterministic_history_and_output(tmp_path):
     e1, h1 = train_emulator(batch, lab, LABELS, output=tmp_path / "m.pt", **kw)
     e2, h2 = train_emulator(batch, lab, LABELS, **kw)
     assert states_equal(e1, e2)
-    assert list(h1.colnames) == ["epoch", "data_train", "data_val", "reg", "loss_val", "lr"]
+    assert list(h1.colnames) == ["epoch", "data_train", "data_val", "reg", "loss_val", "lr",
+                                 "seconds"]
     np.testing.assert_array_equal(np.asarray(h1["data_val"]), np.asarray(h2["data_val"]))
     assert len(h1) == 4 and h1["lr"][0] == pytest.approx(0.01) and h1["lr"][-1] == pytest.approx(0.001)
     # best-validation model kept
@@ -153,7 +154,7 @@ def test_exact_resume_after_a_kill(tmp_path):
                                         callback=lambda e, r: seen.append(e), **kw)
     assert seen == [3, 4]                                  # epochs 0-2 were checkpointed
     assert states_equal(straight, resumed)
-    for col in h_straight.colnames:
+    for col in ("epoch", "data_train", "data_val", "reg", "loss_val", "lr"):
         np.testing.assert_array_equal(np.asarray(h_straight[col]), np.asarray(h_resumed[col]))
     # a checkpoint from another run is refused
     with pytest.raises(IncompatibleModelError, match="another training run"):

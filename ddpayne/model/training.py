@@ -27,6 +27,7 @@ import inspect
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,7 +259,8 @@ def train_emulator(batch, labels, label_names: Sequence[str] | None = None, *,
     emulator : Emulator
         The best-validation model, with ``provenance`` filled in.
     history : astropy.table.Table
-        One row per epoch: ``epoch``, ``data_train``, ``data_val``, ``reg``, ``loss_val``, ``lr``.
+        One row per epoch: ``epoch``, ``data_train``, ``data_val``, ``reg``, ``loss_val`` (validation data
+        term + regularization: the criterion of the best model), ``lr``, ``seconds``.
 
     Raises
     ------
@@ -390,7 +392,7 @@ def _train(batch, labels, label_names, star_ids, emulator, emulator_options, reg
     ckpt = Path(checkpoint_dir) / "checkpoint.pt" if checkpoint_dir is not None else None
 
     if ckpt is not None and resume and ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
         if state.get("fingerprint") != fingerprint:
             raise IncompatibleModelError(
                 f"checkpoint {ckpt} belongs to another training run (other data, labels, settings, "
@@ -424,7 +426,7 @@ def _train(batch, labels, label_names, star_ids, emulator, emulator_options, reg
                    "best": best, "ddpayne_version": __version__}
         with atomic_path(ckpt) as tmp:
             torch.save(content, tmp)
-        hist = Table(rows=history, names=list(history[0])) if history else None
+        hist = history_table(history) if history else None
         if hist is not None:
             with atomic_path(ckpt.parent / "history.ecsv") as tmp:
                 hist.write(tmp, format="ascii.ecsv")
@@ -432,6 +434,7 @@ def _train(batch, labels, label_names, star_ids, emulator, emulator_options, reg
     bar = tqdm(range(start, settings.epochs), desc="training", unit="epoch", disable=not settings.progress,
                initial=start, total=settings.epochs)
     for epoch in bar:
+        t_start = time.perf_counter()
         lr = settings.learning_rate_at(epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -476,7 +479,7 @@ def _train(batch, labels, label_names, star_ids, emulator, emulator_options, reg
             data_val = float("nan")
         loss_val = (data_val if len(val_idx) else data_train) + reg_mean
         row = {"epoch": epoch, "data_train": data_train, "data_val": data_val, "reg": reg_mean,
-               "loss_val": loss_val, "lr": lr}
+               "loss_val": loss_val, "lr": lr, "seconds": time.perf_counter() - t_start}
         history.append(row)
         if loss_val < best["loss"]:
             best = {"loss": loss_val, "epoch": epoch,
@@ -506,14 +509,17 @@ def _train(batch, labels, label_names, star_ids, emulator, emulator_options, reg
 
 
 def history_table(history: Sequence[Mapping]) -> Table:
-    """The training history as a Table (columns epoch, data_train, data_val, reg, loss_val, lr)."""
-    names = ["epoch", "data_train", "data_val", "reg", "loss_val", "lr"]
-    t = Table(rows=[[row[n] for n in names] for row in history] if history else None, names=names,
-              dtype=[int, float, float, float, float, float])
+    """The training history as a Table (columns epoch, data_train, data_val, reg, loss_val, lr,
+    seconds)."""
+    names = ["epoch", "data_train", "data_val", "reg", "loss_val", "lr", "seconds"]
+    t = Table(rows=[[row.get(n, np.nan) for n in names] for row in history] if history else None,
+              names=names, dtype=[int, float, float, float, float, float, float])
     t["data_train"].description = "data term (chi2 per pixel per spectrum), training stars"
     t["data_val"].description = "data term (chi2 per pixel per spectrum), validation stars"
     t["reg"].description = "regularization term per pixel"
     t["lr"].description = "learning rate"
+    t["seconds"].description = "wall-clock time of the epoch"
+    t["seconds"].unit = "s"
     return t
 
 

@@ -255,7 +255,8 @@ def build_training_set(batch: SpectrumBatch, catalogue: Table, label_names: Sequ
                 raise TrainingSetError(f"label-error cut on {nm} needs catalogue column {ecol!r}")
             err = np.ma.filled(np.ma.asarray(catalogue[ecol], dtype=float), np.nan)
             e = np.where(matched, err[np.maximum(cat_index, 0)], np.nan)
-            reject(matched & ~(e <= lim), lambda i, nm=nm, e=e, lim=lim: f"{nm}{error_suffix}={e[i]:.3g} > {lim:g}")
+            reject(matched & ~(e <= lim),
+                   lambda i, nm=nm, e=e, lim=lim: f"{nm}{error_suffix}={e[i]:.3g} > {lim:g}")
     for nm, (lo, hi) in dict(label_ranges or {}).items():
         j = label_names.index(nm)
         reject(matched & ~((lab[:, j] >= lo) & (lab[:, j] <= hi)),
@@ -274,7 +275,7 @@ def build_training_set(batch: SpectrumBatch, catalogue: Table, label_names: Sequ
              (~matched).sum(), match)
     if not selected.any():
         raise TrainingSetError(f"no spectrum passes the cross-match and cuts ({n} inputs; reasons e.g. "
-                               f"{sorted(set(report['REASON']))[:5]})")
+                               f"{[str(r) for r in sorted(set(report['REASON']))[:5]]})")
     sel = np.flatnonzero(selected)
     sub = SpectrumBatch(batch.wavelength, batch.flux[sel], batch.ivar[sel], batch.meta[sel],
                         dict(batch.provenance))
