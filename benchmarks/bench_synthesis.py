@@ -79,21 +79,25 @@ def main():
     ap.add_argument("--teff", type=float, default=5900.0)
     ap.add_argument("--logg", type=float, default=4.0)
     ap.add_argument("--feh", type=float, default=-0.5)
-    ap.add_argument("--labels", default="TEFF,FE_H,MG_FE,C_FE,N_FE")
+    ap.add_argument("--labels", default="TEFF,FE_H,MG_FE,N_FE")
     ap.add_argument("--json", help="write results to this file")
+    ap.add_argument("--set", choices=["steps", "cuts"], default="cuts",
+                    help="'steps': 0.02/0.03/0.05/0.1 Å; 'cuts': line-strength cuts and delta at 0.02 Å")
     args = ap.parse_args()
     windows = [(3600.0, 9824.0)] if args.full else [(3750.0, 4450.0), (4950.0, 5450.0), (8300.0, 8800.0)]
     labels = {"TEFF": args.teff, "LOGG": args.logg, "FE_H": args.feh, "VMIC": 1.1,
               "MG_FE": 0.2, "SI_FE": 0.2, "CA_FE": 0.2, "TI_FE": 0.2, "O_FE": 0.2}
-    settings_list = [
-        ("0.02 reference", SynthSettings(step=0.02)),
-        ("0.03", SynthSettings(step=0.03)),
-        ("0.05", SynthSettings(step=0.05)),
-        ("0.10", SynthSettings(step=0.10)),
-        ("0.05 cut -15", SynthSettings(step=0.05, min_strength=-15.0)),
-        ("0.05 cut -13.5", SynthSettings(step=0.05, min_strength=-13.5)),
-        ("0.05 cut -12", SynthSettings(step=0.05, min_strength=-12.0)),
-    ]
+    sets = {
+        "steps": [("0.02 reference", SynthSettings(step=0.02)), ("0.03", SynthSettings(step=0.03)),
+                  ("0.05", SynthSettings(step=0.05)), ("0.10", SynthSettings(step=0.10))],
+        "cuts": [("0.02 reference", SynthSettings(step=0.02)),
+                 ("0.02 cut -13", SynthSettings(step=0.02, min_strength=-13.0)),
+                 ("0.02 cut -12", SynthSettings(step=0.02, min_strength=-12.0)),
+                 ("0.02 delta 0.5", SynthSettings(step=0.02, delta=0.5)),
+                 ("0.02 cut -12 delta 0.5", SynthSettings(step=0.02, delta=0.5, min_strength=-12.0)),
+                 ("0.02 cut -11", SynthSettings(step=0.02, min_strength=-11.0))],
+    }
+    settings_list = sets[args.set]
     res = run(windows, labels, settings_list, args.labels.split(","))
     if args.json:
         with open(args.json, "w") as fh:

@@ -165,7 +165,11 @@ class MockLibrary:
         flux.header["ENCODING"] = ("float16 bits in uint16", "view as <f2")
         wave = fits.ImageHDU(self.wavelength, name="WAVELENGTH")
         wave.header["BUNIT"] = "Angstrom"
-        lab = fits.BinTableHDU(self.labels, name="LABELS")
+        tab = Table(self.labels, copy=True)
+        for c in tab.colnames:  # 'dex' is not a FITS unit: abundance/logg columns are written unitless
+            if str(tab[c].unit) == "dex":
+                tab[c].unit = None
+        lab = fits.BinTableHDU(tab, name="LABELS")
         prov = fits.BinTableHDU(Table({"JSON": [json.dumps(self.provenance, default=str, sort_keys=True)]}),
                                 name="PROVENANCE")
         with atomic_path(path) as tmp:

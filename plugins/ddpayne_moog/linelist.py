@@ -64,12 +64,19 @@ def carbon_isotope_ratio(logg: float) -> float:
     return 20.0 + w * (89.0 - 20.0)
 
 
+_UNIQUE_CACHE: dict[int, tuple] = {}
+
+
 def isotope_log_fraction(codes: np.ndarray, c12_c13: float) -> np.ndarray:
     """log10 of the isotopic fraction for each MOOG species code string (0 where not an isotopologue)."""
     f12 = c12_c13 / (c12_c13 + 1.0)
     frac = {**_ISO_FRAC, "12C": f12, "13C": 1.0 - f12}
-    out = np.zeros(len(codes))
-    uniq, inv = np.unique(codes, return_inverse=True)
+    key = id(codes)
+    if key not in _UNIQUE_CACHE or _UNIQUE_CACHE[key][0] is not codes:
+        uniq, inv = np.unique(codes, return_inverse=True)
+        _UNIQUE_CACHE[key] = (codes, uniq, inv)
+    _, uniq, inv = _UNIQUE_CACHE[key]
+    per_code = np.zeros(len(uniq))
     for k, code in enumerate(uniq):
         parts = _SPECIES_ISOTOPES.get(str(code))
         if parts is None:
@@ -77,8 +84,8 @@ def isotope_log_fraction(codes: np.ndarray, c12_c13: float) -> np.ndarray:
         f = 1.0
         for p in parts:
             f *= 2.0 if p == "x2" else frac[p]
-        out[inv == k] = np.log10(f)
-    return out
+        per_code[k] = np.log10(f)
+    return per_code[inv]
 
 
 def _parse_file(path: Path) -> dict[str, np.ndarray]:

@@ -1,0 +1,378 @@
+"""A mock DESI survey: real-layout coadd files, an mwsall-like catalogue and reference labels, from the library.
+
+For each mock star (a library spectrum, i.e. noiseless normalised flux on the DESI grid with true labels):
+
+1. a place in the Galaxy (:func:`ddpayne.mock.galaxy.assign_galaxy`, population forced to the library
+   star's chemical population): RA/Dec, distance, E(B−V), Gaia astrometry/photometry, 2MASS, RV_TRUE;
+2. a flux-calibrated continuum: a blackbody of the star's Teff reddened by E(B−V) (a λ⁻¹ law normalised to
+   A_V = 3.1 E(B−V)), scaled to the star's G magnitude, in 1e-17 erg/(s cm² Å);
+3. the normalised spectrum is Doppler shifted by RV_TRUE (cubic-spline resampling of the 0.8 Å library
+   spectrum, λ_obs = λ_rest (1 + v/c)) onto the real DESI arm grids B 3600–5800 Å (2751 px), R 5760–7620 Å
+   (2326 px), Z 7520–9824 Å (2881 px), all 0.8 Å (vacuum);
+4. Gaussian noise: per-pixel σ ∝ √(F_λ T_arm(λ)) (photon noise with a smooth arm throughput), scaled so that
+   the median per-pixel S/N of the **R arm** equals the requested ``snr``; IVAR = 1/σ². Pixels the shifted
+   library spectrum does not cover get IVAR = 0 and MASK bit 8 (NODATA, as desispec's specmask).
+5. RESOLUTION: a Gaussian LSF of FWHM = λ/R(λ) (the DESI preset of :mod:`ddpayne.physics.degrade`) in DESI's
+   11-diagonal banded format (the library spectra already carry that LSF).
+
+Files written (``make_mock_survey``):
+
+* ``coadd-main-bright-<HPX>.fits``: PRIMARY (with ``INFIL000`` so specutils' 'DESI coadd' loader identifies
+  it), FIBERMAP, B/R/Z_{WAVELENGTH,FLUX,IVAR,MASK,RESOLUTION}, SCORES — as the real coadds;
+* ``mwsall-mock.fits``: RVTAB (TARGETID, RR_SPECTYPE='STAR', RR_Z, VRAD, VRAD_ERR, TEFF/LOGG/FEH/ALPHAFE
+  with RVS-pipeline-like noise and errors, SN_B/R/Z, SUCCESS, RVS_WARN, HEALPIX, SURVEY, PROGRAM, PRIMARY,
+  REF_ID), FIBERMAP, SCORES, GAIA (Gaia DR3-like columns);
+* ``twomass-mock.fits``: TARGETID, SOURCE_ID, J, H, KS and errors (2MASS is a separate cross-match);
+* ``reference-labels-mock.fits``: TARGETID + the 15 labels + ``<LABEL>_ERR`` (true + Gaussian noise with
+  LAMOST/APOGEE-like errors, :data:`REFERENCE_ERRORS`);
+* ``truth-mock.fits``: everything true (labels, galaxy truth, library index, S/N, RV).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+from scipy.interpolate import CubicSpline
+
+from .. import __version__
+from ..io.atomic import atomic_path
+from ..labels import LABEL_NAMES, LABEL_UNIT_STRINGS
+from ..physics.degrade import gaussian_resolution_matrix
+from .library import MockLibrary
+
+log = logging.getLogger(__name__)
+
+C_KMS = 299792.458
+#: DESI arm grids (vacuum Å): start, stop, number of pixels (0.8 Å).
+ARMS = {"B": (3600.0, 5800.0, 2751), "R": (5760.0, 7620.0, 2326), "Z": (7520.0, 9824.0, 2881)}
+MASK_NODATA = 1 << 8
+#: Reference-catalogue label errors (1σ): LAMOST DR9 / APOGEE DR17-like.
+REFERENCE_ERRORS = {"TEFF": 60.0, "LOGG": 0.08, "VMIC": 0.15, "FE_H": 0.05, "C_FE": 0.06, "N_FE": 0.08,
+                    "O_FE": 0.07, "MG_FE": 0.04, "AL_FE": 0.07, "SI_FE": 0.05, "CA_FE": 0.05, "TI_FE": 0.07,
+                    "CR_FE": 0.07, "MN_FE": 0.06, "NI_FE": 0.05}
+#: Base TARGETID of the mock (a made-up range not overlapping real DESI ids).
+TARGETID0 = 39700000000000000
+
+
+def arm_wavelength(arm: str) -> np.ndarray:
+    a, b, n = ARMS[arm]
+    return np.round(a + 0.8 * np.arange(n), 4)
+
+
+def arm_throughput(wave: np.ndarray) -> np.ndarray:
+    """A smooth DESI-like total throughput (0–1): low in the blue, peak ~0.5 near 7000 Å, falling to the red."""
+    x = (np.asarray(wave, float) - 7000.0) / 2600.0
+    return np.clip(0.5 * np.exp(-0.5 * x**2 / 0.55) * (1 - 0.4 * np.exp(-(np.asarray(wave) - 3600) / 250.0)),
+                   0.02, None)
+
+
+def blackbody_flambda(wave: np.ndarray, teff: float) -> np.ndarray:
+    """Planck B_λ (arbitrary units) at wavelength ``wave`` (Å)."""
+    lam = np.asarray(wave, float) * 1e-8
+    return 1.0 / lam**5 / np.expm1(1.4387769 / (lam * teff))
+
+
+def _continuum(wave, teff, ebv, gmag):
+    """Flux-calibrated continuum in 1e-17 erg/(s cm² Å): reddened blackbody scaled to the G magnitude."""
+    bb = blackbody_flambda(wave, teff)
+    a_lam = 3.1 * ebv * (5500.0 / np.asarray(wave, float))  # simple λ^-1 law, A_V = 3.1 E(B-V)
+    f = bb * 10 ** (-0.4 * a_lam)
+    # G ~ V-ish: F_λ(6000 Å) of a G = 0 star ≈ 2.5e-9 erg/(s cm² Å)  ->  1e-17 units
+    f6000 = np.interp(6000.0, wave, f)
+    return f / f6000 * 2.5e-9 * 10 ** (-0.4 * gmag) / 1e-17
+
+
+def _rvs_like(rng, true, n):
+    """RVS-pipeline-like Teff/logg/[Fe/H]/[α/Fe]: noisy, slightly biased, with errors."""
+    teff = true["TEFF"] + rng.normal(0, 90, n) + 30
+    logg = true["LOGG"] + rng.normal(0, 0.25, n) - 0.05
+    feh = true["FE_H"] + rng.normal(0, 0.15, n) + 0.05
+    alpha = np.mean([true[k] for k in ("MG_FE", "SI_FE", "CA_FE", "TI_FE")], axis=0) + rng.normal(0, 0.1, n)
+    return teff, logg, feh, alpha
+
+
+def _no_dex(t: Table) -> Table:
+    """Drop 'dex' units (not FITS units: logg and abundance columns are written unitless)."""
+    for c in t.colnames:
+        if t[c].unit is not None and "dex" in str(t[c].unit):
+            t[c].unit = None
+    return t
+
+
+def make_mock_survey(outdir: str | Path, n_stars: int, snr: float = 50.0, seed: int = 1, n_per_file: int = 500,
+                     library: MockLibrary | str | Path | None = None, ref_fraction: float = 1.0,
+                     snr_spread: float = 0.0) -> dict[str, list[Path] | Path]:
+    """Write a mock DESI survey (see the module docstring).
+
+    Parameters
+    ----------
+    outdir : path
+        Output folder (created).
+    n_stars : int
+        Number of mock spectra. Library stars are used without replacement while possible; beyond the
+        library size they are reused (new noise, RV and Galaxy place; ``LIB_STAR_ID`` tells).
+    snr : float
+        Median per-pixel S/N in the R arm.
+    seed : int
+        Seed of every random draw.
+    n_per_file : int
+        Spectra per coadd file.
+    library : MockLibrary or path, optional
+        Default: the committed ``ddpayne/data/mock_library.fits``.
+    ref_fraction : float
+        Fraction of stars listed in the reference-label catalogue.
+    snr_spread : float
+        If > 0, each star's S/N is ``snr × 10**N(0, snr_spread)`` (a spread of S/N like a real survey).
+
+    Returns
+    -------
+    dict
+        ``coadds`` (list of paths), ``mwsall``, ``twomass``, ``reference``, ``truth``.
+    """
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    lib = library if isinstance(library, MockLibrary) else MockLibrary.read(library)
+    if n_stars < 1:
+        raise ValueError("n_stars must be >= 1")
+    if not snr > 0:
+        raise ValueError(f"snr must be positive, got {snr}")
+    rng = np.random.default_rng(seed)
+    n_lib = len(lib)
+    if n_stars <= n_lib:
+        idx = rng.choice(n_lib, size=n_stars, replace=False)
+    else:
+        log.warning("%d stars requested from a library of %d: library spectra are reused", n_stars, n_lib)
+        idx = np.concatenate([rng.permutation(n_lib) for _ in range(n_stars // n_lib + 1)])[:n_stars]
+    labels = Table(lib.labels[idx], copy=True)
+    labels["LIB_STAR_ID"] = labels["STAR_ID"]
+    labels.remove_column("STAR_ID")
+    labels["TARGETID"] = TARGETID0 + np.arange(n_stars, dtype=np.int64)
+    try:
+        from .galaxy import assign_galaxy
+    except ImportError as err:  # pragma: no cover - the module is part of the package
+        raise RuntimeError("ddpayne.mock.galaxy is needed for the mock survey") from err
+    pops = np.array([str(p) for p in labels["POP"]]) if "POP" in labels.colnames else None
+    gal = assign_galaxy(labels, seed=seed, populations=pops)
+    star_snr = snr * (10 ** rng.normal(0, snr_spread, n_stars) if snr_spread > 0 else np.ones(n_stars))
+    lib_wave = lib.wavelength
+    arm_waves = {a: arm_wavelength(a) for a in ARMS}
+    res = {a: gaussian_resolution_matrix(arm_waves[a], "desi").astype(np.float32) for a in ARMS}
+    thr = {a: arm_throughput(arm_waves[a]) for a in ARMS}
+    flux = {a: np.zeros((n_stars, arm_waves[a].size), np.float32) for a in ARMS}
+    ivar = {a: np.zeros_like(flux[a]) for a in ARMS}
+    mask = {a: np.zeros(flux[a].shape, np.uint32) for a in ARMS}
+    sn_arm = {a: np.zeros(n_stars, np.float32) for a in ARMS}
+    med_flux = {a: np.zeros(n_stars, np.float32) for a in ARMS}
+    rv = np.asarray(gal["RV_TRUE"], float)
+    for i in range(n_stars):
+        f_rest = lib.flux[idx[i]].astype(float)
+        ok = np.isfinite(f_rest)
+        spline = CubicSpline(lib_wave[ok], f_rest[ok])
+        lo, hi = lib_wave[ok][0], lib_wave[ok][-1]
+        cont_all = {a: _continuum(arm_waves[a], float(labels["TEFF"][i]), float(gal["EBV_TRUE"][i]),
+                                  float(gal["PHOT_G_MEAN_MAG"][i])) for a in ARMS}
+        # noise scale: sigma = k * sqrt(F * T) / T  (flux-calibrated photon noise); S/N = sqrt(F T) / k
+        sn_r = np.sqrt(cont_all["R"] * thr["R"])
+        k = np.median(sn_r) / star_snr[i]
+        for a in ARMS:
+            w_rest = arm_waves[a] / (1.0 + rv[i] / C_KMS)
+            inside = (w_rest >= lo) & (w_rest <= hi)
+            norm = np.where(inside, spline(np.clip(w_rest, lo, hi)), 1.0)
+            true_flux = cont_all[a] * norm
+            sigma = k * np.sqrt(np.clip(true_flux, 1e-30, None) * thr[a]) / thr[a]
+            obs = true_flux + rng.normal(0, 1, true_flux.size) * sigma
+            flux[a][i] = obs
+            ivar[a][i] = np.where(inside, 1.0 / sigma**2, 0.0)
+            mask[a][i] = np.where(inside, 0, MASK_NODATA)
+            good = ivar[a][i] > 0
+            sn_arm[a][i] = np.median(obs[good] * np.sqrt(ivar[a][i][good])) if good.any() else 0.0
+            med_flux[a][i] = np.median(obs[good]) if good.any() else 0.0
+    teff_r, logg_r, feh_r, alpha_r = _rvs_like(rng, labels, n_stars)
+    vrad_err = np.clip(0.5 + 50.0 / star_snr, 0.3, 20.0)
+    vrad = rv + rng.normal(0, 1, n_stars) * vrad_err
+    healpix = 10000 + np.arange(n_stars) // n_per_file
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+    fibermap = Table()
+    fibermap["TARGETID"] = labels["TARGETID"]
+    fibermap["COADD_FIBERSTATUS"] = np.zeros(n_stars, np.int32)
+    fibermap["TARGET_RA"] = np.asarray(gal["RA"], float)
+    fibermap["TARGET_DEC"] = np.asarray(gal["DEC"], float)
+    fibermap["PMRA"] = np.asarray(gal["PMRA"], np.float32)
+    fibermap["PMDEC"] = np.asarray(gal["PMDEC"], np.float32)
+    fibermap["REF_EPOCH"] = np.full(n_stars, 2016.0, np.float32)
+    fibermap["OBJTYPE"] = np.array(["TGT"] * n_stars)
+    fibermap["EBV"] = np.asarray(gal["EBV_SFD"], np.float32)
+    fibermap["REF_ID"] = np.asarray(gal["SOURCE_ID"], np.int64)
+    fibermap["REF_CAT"] = np.array(["G2"] * n_stars)
+    fibermap["GAIA_PHOT_G_MEAN_MAG"] = np.asarray(gal["PHOT_G_MEAN_MAG"], np.float32)
+    fibermap["GAIA_PHOT_BP_MEAN_MAG"] = np.asarray(gal["PHOT_BP_MEAN_MAG"], np.float32)
+    fibermap["GAIA_PHOT_RP_MEAN_MAG"] = np.asarray(gal["PHOT_RP_MEAN_MAG"], np.float32)
+    fibermap["PARALLAX"] = np.asarray(gal["PARALLAX"], np.float32)
+    fibermap["DESI_TARGET"] = np.full(n_stars, 1 << 61, np.int64)   # MWS_ANY
+    fibermap["MWS_TARGET"] = np.ones(n_stars, np.int64)             # MWS_BROAD
+    fibermap["COADD_NUMEXP"] = np.ones(n_stars, np.int16)
+    fibermap["COADD_EXPTIME"] = np.full(n_stars, 900.0, np.float32)
+    fibermap["PHOTSYS"] = np.array(["S"] * n_stars)
+    _no_dex(fibermap)
+
+    scores = Table()
+    scores["TARGETID"] = labels["TARGETID"]
+    for a in ARMS:
+        scores[f"INTEG_COADD_FLUX_{a}"] = (med_flux[a] * arm_waves[a].size * 0.8).astype(np.float32)
+        scores[f"MEDIAN_COADD_FLUX_{a}"] = med_flux[a]
+        scores[f"MEDIAN_COADD_SNR_{a}"] = sn_arm[a]
+
+    coadds = []
+    for hp in np.unique(healpix):
+        rows = np.flatnonzero(healpix == hp)
+        prim = fits.PrimaryHDU()
+        h = prim.header
+        h["SPGRP"] = "healpix"
+        h["SPGRPVAL"] = int(hp)
+        h["HPXPIXEL"] = int(hp)
+        h["HPXNSIDE"] = 64
+        h["HPXNEST"] = True
+        h["SURVEY"] = "main"
+        h["PROGRAM"] = "bright"
+        h["INFIL000"] = ("ddpayne-mock", "marks this file as a coadd (specutils)")
+        h["MOCK"] = (True, "ddpayne mock survey: synthetic spectra")
+        h["MOCKSNR"] = (float(snr), "target median S/N per pixel, R arm")
+        h["MOCKSEED"] = int(seed)
+        h["DDPVER"] = __version__
+        hdus = [prim, fits.BinTableHDU(fibermap[rows], name="FIBERMAP")]
+        for a in ARMS:
+            w = fits.ImageHDU(arm_waves[a], name=f"{a}_WAVELENGTH")
+            w.header["BUNIT"] = "Angstrom"
+            f = fits.ImageHDU(flux[a][rows], name=f"{a}_FLUX")
+            f.header["BUNIT"] = "10**-17 erg/(s cm2 Angstrom)"
+            iv = fits.ImageHDU(ivar[a][rows], name=f"{a}_IVAR")
+            iv.header["BUNIT"] = "10**+34 (s2 cm4 Angstrom2) / erg2"
+            m = fits.ImageHDU(mask[a][rows], name=f"{a}_MASK")
+            r = fits.ImageHDU(np.repeat(res[a][None], rows.size, axis=0), name=f"{a}_RESOLUTION")
+            hdus += [w, f, iv, m, r]
+        hdus.append(fits.BinTableHDU(scores[rows], name="SCORES"))
+        path = outdir / f"coadd-main-bright-{hp}.fits"
+        with atomic_path(path) as tmp:
+            fits.HDUList(hdus).writeto(tmp)
+        coadds.append(path)
+
+    rvtab = Table()
+    rvtab["TARGETID"] = labels["TARGETID"]
+    rvtab["RR_SPECTYPE"] = np.array(["STAR"] * n_stars)
+    rvtab["RR_Z"] = vrad / C_KMS
+    rvtab["VRAD"] = vrad
+    rvtab["VRAD_ERR"] = vrad_err
+    rvtab["VSINI"] = np.abs(rng.normal(0, 3, n_stars))
+    rvtab["TEFF"] = np.asarray(teff_r, float)
+    rvtab["TEFF_ERR"] = np.full(n_stars, 90.0)
+    rvtab["LOGG"] = np.asarray(logg_r, float)
+    rvtab["LOGG_ERR"] = np.full(n_stars, 0.25)
+    rvtab["FEH"] = np.asarray(feh_r, float)
+    rvtab["FEH_ERR"] = np.full(n_stars, 0.15)
+    rvtab["ALPHAFE"] = alpha_r
+    rvtab["ALPHAFE_ERR"] = np.full(n_stars, 0.1)
+    rvtab["SUCCESS"] = np.ones(n_stars, bool)
+    rvtab["RVS_WARN"] = np.zeros(n_stars, np.int64)
+    for a in ARMS:
+        rvtab[f"SN_{a}"] = sn_arm[a]
+    rvtab["TARGET_RA"] = fibermap["TARGET_RA"]
+    rvtab["TARGET_DEC"] = fibermap["TARGET_DEC"]
+    rvtab["REF_ID"] = fibermap["REF_ID"]
+    rvtab["HEALPIX"] = healpix.astype(np.int32)
+    rvtab["SURVEY"] = np.array(["main"] * n_stars)
+    rvtab["PROGRAM"] = np.array(["bright"] * n_stars)
+    rvtab["PRIMARY"] = np.ones(n_stars, bool)
+    for c, u in (("VRAD", "km/s"), ("VRAD_ERR", "km/s"), ("TEFF", "K"), ("TEFF_ERR", "K"),
+                 ("TARGET_RA", "deg"), ("TARGET_DEC", "deg")):
+        rvtab[c].unit = u
+
+    gaia = Table()
+    gaia["SOURCE_ID"] = np.asarray(gal["SOURCE_ID"], np.int64)
+    for c in ("RA", "DEC", "PARALLAX", "PARALLAX_ERROR", "PMRA", "PMRA_ERROR", "PMDEC", "PMDEC_ERROR", "RUWE",
+              "ASTROMETRIC_PARAMS_SOLVED", "NU_EFF_USED_IN_ASTROMETRY", "PSEUDOCOLOUR", "ECL_LAT",
+              "PHOT_G_MEAN_MAG", "PHOT_BP_MEAN_MAG", "PHOT_RP_MEAN_MAG", "L", "B"):
+        gaia[c] = gal[c]
+    gaia["PARALLAX_OVER_ERROR"] = np.asarray(gal["PARALLAX"]) / np.asarray(gal["PARALLAX_ERROR"])
+    gaia["BP_RP"] = np.asarray(gal["PHOT_BP_MEAN_MAG"]) - np.asarray(gal["PHOT_RP_MEAN_MAG"])
+    gaia["RADIAL_VELOCITY"] = np.full(n_stars, np.nan)
+    gaia["EBV"] = fibermap["EBV"]
+    _no_dex(gaia)
+    _no_dex(rvtab)
+
+    prov = {"created": now, "ddpayne_version": __version__, "n_stars": n_stars, "snr": snr, "seed": seed,
+            "snr_spread": snr_spread, "library": lib.provenance}
+    mws = outdir / "mwsall-mock.fits"
+    prim = fits.PrimaryHDU()
+    prim.header["MOCK"] = True
+    prim.header["MOCKSEED"] = int(seed)
+    with atomic_path(mws) as tmp:
+        fits.HDUList([prim, fits.BinTableHDU(rvtab, name="RVTAB"), fits.BinTableHDU(fibermap, name="FIBERMAP"),
+                      fits.BinTableHDU(scores, name="SCORES"), fits.BinTableHDU(gaia, name="GAIA")]).writeto(tmp)
+
+    tm = Table()
+    tm["TARGETID"] = labels["TARGETID"]
+    tm["SOURCE_ID"] = gaia["SOURCE_ID"]
+    for c in ("J", "H", "KS", "J_ERR", "H_ERR", "KS_ERR"):
+        if c in gal.colnames:
+            tm[c] = gal[c]
+    tmp_path = outdir / "twomass-mock.fits"
+    with atomic_path(tmp_path) as tmp:
+        tm.write(tmp, format="fits")
+
+    ref = Table()
+    sel = rng.random(n_stars) < ref_fraction
+    ref["TARGETID"] = labels["TARGETID"][sel]
+    ref["SOURCE_ID"] = gaia["SOURCE_ID"][sel]
+    for name in LABEL_NAMES:
+        err = REFERENCE_ERRORS[name]
+        ref[name] = np.asarray(labels[name], float)[sel] + rng.normal(0, err, sel.sum())
+        ref[f"{name}_ERR"] = np.full(sel.sum(), err)
+        if LABEL_UNIT_STRINGS[name] != "dex":  # 'dex' is not a FITS unit
+            ref[name].unit = LABEL_UNIT_STRINGS[name]
+            ref[f"{name}_ERR"].unit = LABEL_UNIT_STRINGS[name]
+    ref.meta["ORIGIN"] = "ddpayne mock reference catalogue (LAMOST/APOGEE-like errors)"
+    ref_path = outdir / "reference-labels-mock.fits"
+    with atomic_path(ref_path) as tmp:
+        ref.write(tmp, format="fits")
+
+    truth = Table(gal, copy=True)
+    for c in truth.colnames:  # 'dex' is not a FITS unit
+        if str(truth[c].unit) == "dex":
+            truth[c].unit = None
+    truth["SNR_TARGET"] = star_snr
+    truth["VRAD"] = vrad
+    for a in ARMS:
+        truth[f"SN_{a}"] = sn_arm[a]
+    truth.meta["PROVJSON"] = json.dumps(prov, default=str)[:60000]
+    truth_path = outdir / "truth-mock.fits"
+    with atomic_path(truth_path) as tmp:
+        truth.write(tmp, format="fits")
+    log.info("mock survey: %d stars in %d coadd files at S/N %.0f -> %s", n_stars, len(coadds), snr, outdir)
+    return {"coadds": coadds, "mwsall": mws, "twomass": tmp_path, "reference": ref_path, "truth": truth_path}
+
+
+def main(argv=None):
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m ddpayne.mock.survey", description="Write a mock DESI survey.")
+    ap.add_argument("outdir")
+    ap.add_argument("--n-stars", type=int, default=500)
+    ap.add_argument("--snr", type=float, default=50.0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--n-per-file", type=int, default=500)
+    ap.add_argument("--library")
+    ap.add_argument("--snr-spread", type=float, default=0.0)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = make_mock_survey(args.outdir, args.n_stars, args.snr, args.seed, args.n_per_file, args.library,
+                           snr_spread=args.snr_spread)
+    print(json.dumps({k: [str(p) for p in v] if isinstance(v, list) else str(v) for k, v in out.items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""The synthesis runner's plan, result files, resumption, and the product assembly commands."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from ddpayne.labels import LABEL_NAMES
+from ddpayne.physics import runner
+from ddpayne.physics.build_gradients import build
+from ddpayne.physics.gradients import GradientSpectra
+from ddpayne.physics.references import GRADIENT_STEPS, reference_points
+from ddpayne.prepare.grid import desi_grid
+
+
+def test_reference_points():
+    t = reference_points()
+    assert len(t) == 101
+    assert set(t["REF_KIND"]) == {"dwarf", "subgiant", "giant", "hb"}
+    assert t["FE_H"].min() == -3.0 and t["FE_H"].max() == 0.5
+    # the paper's Fig. 9 star comes first, a giant within the first five
+    assert (t["TEFF"][0], t["LOGG"][0], t["FE_H"][0]) == (5900.0, 4.0, -0.5)
+    assert "giant" in list(t["REF_KIND"][:5])
+    assert np.all((t["VMIC"] >= 0.5) & (t["VMIC"] <= 2.5))
+
+
+def test_plan_interleaves_and_is_deterministic():
+    p1 = runner.make_plan(n_mock=100)
+    p2 = runner.make_plan(n_mock=100)
+    assert [j["id"] for j in p1["jobs"]] == [j["id"] for j in p2["jobs"]]
+    assert [j["labels"] for j in p1["jobs"]] == [j["labels"] for j in p2["jobs"]]
+    ids = [j["id"] for j in p1["jobs"]]
+    assert len(ids) == len(set(ids)) == 101 * 16 + 100
+    assert ids[0] == "grad-r000-base" and ids[16] == "grad-r001-base" and ids[32].startswith("mock-")
+    # each perturbed job differs from its base by exactly the step of its label
+    base = p1["jobs"][0]["labels"]
+    for j in p1["jobs"][1:16]:
+        diff = {k: j["labels"][k] - base[k] for k in LABEL_NAMES if j["labels"][k] != base[k]}
+        assert list(diff) == [j["label"]]
+        assert diff[j["label"]] == pytest.approx(GRADIENT_STEPS[j["label"]])
+
+
+def _fake_results(workdir, plan, n_ref_complete, n_mock):
+    """Result files with analytic spectra (a line whose depth is linear in the labels)."""
+    grid = desi_grid()
+    prof = np.exp(-0.5 * ((grid - 5000.0) / 1.0) ** 2)
+    coef = {n: 0.001 * (i + 1) for i, n in enumerate(LABEL_NAMES)}
+    (workdir / "results").mkdir(parents=True, exist_ok=True)
+    done_refs = set(range(n_ref_complete))
+    mocks = 0
+    for j in plan["jobs"]:
+        if j["kind"] == "grad" and j["ref"] not in done_refs:
+            if j["ref"] == n_ref_complete and j["label"] is None:
+                pass  # an incomplete point: only the base is done
+            else:
+                continue
+        if j["kind"] == "mock":
+            if mocks >= n_mock:
+                continue
+            mocks += 1
+        depth = 0.3 + sum(coef[n] * j["labels"][n] for n in LABEL_NAMES if n != "TEFF") \
+            + coef["TEFF"] * (j["labels"]["TEFF"] - 5000) / 100.0
+        flux = (1 - depth * prof).astype(np.float32)
+        np.savez_compressed(runner.result_path(workdir, j["id"]), flux=flux, wavelength=grid,
+                            hires_depth=np.zeros(3, np.uint16), air_start=3550.0, air_step=0.05,
+                            labels=json.dumps(j["labels"]), seconds=1.0, finished="now")
+    return prof, coef
+
+
+def test_build_gradients_from_results(tmp_path):
+    plan = runner.make_plan(n_mock=10)
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    prof, coef = _fake_results(tmp_path, plan, n_ref_complete=2, n_mock=0)
+    out = tmp_path / "g.fits"
+    g = build(tmp_path, out, command="test")
+    assert g.n_ref == 2 and g.provenance["n_ref_planned"] == 101 and g.provenance["n_ref_included"] == 2
+    assert g.label_names == LABEL_NAMES
+    h = GradientSpectra.read(out)
+    i = h.label_index("MG_FE")
+    expect = -coef["MG_FE"] * prof
+    good = ~h.mask
+    np.testing.assert_allclose(h.gradients[0, i, good], expect[good], atol=2e-5)
+    it = h.label_index("TEFF")
+    np.testing.assert_allclose(h.gradients[1, it, good], (-coef["TEFF"] / 100.0 * prof)[good], atol=2e-7)
+    assert h.mask[np.argmin(np.abs(h.wavelength - 6564.6))]  # H-alpha masked
+    assert h.provenance["command"] == "test"
+
+
+def test_build_gradients_nothing_done(tmp_path):
+    plan = runner.make_plan(n_mock=3)
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    with pytest.raises(RuntimeError, match="no reference point"):
+        build(tmp_path, None)
+
+
+def test_library_build_and_status(tmp_path):
+    from ddpayne.mock.library import MockLibrary, build_library
+    plan = runner.make_plan(n_mock=40)
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    _fake_results(tmp_path, plan, n_ref_complete=1, n_mock=7)
+    lib = build_library(tmp_path, tmp_path / "lib.fits", command="test")
+    assert len(lib) == 7
+    back = MockLibrary.read(tmp_path / "lib.fits")
+    assert len(back) == 7 and back.provenance["n_planned"] == 40
+    np.testing.assert_allclose(back.flux, lib.flux, atol=5e-4)
+    assert set(back.labels["POP"]) <= {"thin", "thick", "halo", "ges"}
+    st = runner.status(tmp_path)
+    assert st["done"]["mock"] == 7 and st["reference_points_complete"] == 1
+
+
+def test_run_skips_finished_jobs(tmp_path, monkeypatch):
+    """Resumption: a rerun with every selected job already done runs nothing."""
+    plan = runner.make_plan(n_mock=5)
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    _fake_results(tmp_path, plan, n_ref_complete=1, n_mock=0)
+    called = []
+    monkeypatch.setattr(runner, "_run_job", lambda a: called.append(a))
+    runner.run(tmp_path, processes=1, max_jobs=0)
+    assert not called
+    log = (tmp_path / "progress.log").read_text()
+    assert f"17/{101 * 16 + 5} done" in log  # 16 of point 0 + the base of point 1
