@@ -112,3 +112,15 @@ def test_monte_carlo_errors_are_seeded():
     np.testing.assert_array_equal(a["JR_ERR"], b["JR_ERR"])
     assert np.all(np.asarray(a["JR_ERR"]) > 0) and np.all(np.asarray(a["ECC_ERR"]) > 0)
     assert a["JR_ERR"].unit == u.kpc * u.km / u.s
+
+
+def test_vectorised_delta_matches_galpy():
+    from galpy.actionAngle import estimateDeltaStaeckel
+    from galpy.potential import MWPotential2014
+
+    from ddpayne_galpy.orbits import staeckel_delta
+    rng = np.random.default_rng(0)
+    R, z = rng.uniform(0.05, 5.0, 200), rng.normal(0.0, 1.0, 200)
+    np.testing.assert_allclose(staeckel_delta(MWPotential2014, R, z),
+                               estimateDeltaStaeckel(MWPotential2014, R, z.copy(), no_median=True),
+                               rtol=1e-10)

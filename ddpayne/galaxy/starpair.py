@@ -1,6 +1,6 @@
 """Reddening E(B−V) by the star-pair method (Yuan et al. 2013; Zhang et al. 2024, §4.3).
 
-1. Control stars: low extinction (|b| > 30° and a small reference reddening, e.g. the SFD98 map value, given
+1. Control stars: low extinction (``|b| > 30°`` and a small reference reddening, e.g. the SFD98 map value, given
    as a column) — their intrinsic colours are the observed ones corrected with that reference reddening.
 2. Intrinsic colours of a target: local linear regression of the control stars' intrinsic colours in
    (Teff, log g, [Fe/H]) (:class:`~ddpayne.galaxy.regression.LocalLinearRegressor`).
@@ -53,7 +53,7 @@ def mag_error(tab: Table, band: str) -> np.ndarray:
 
 
 def galactic_latitude(tab: Table) -> np.ndarray:
-    """|b| in degrees, from a ``B`` column or computed from ``RA``/``DEC``."""
+    """``|b|`` in degrees, from a ``B`` column or computed from ``RA``/``DEC``."""
     if "B" in tab.colnames:
         return np.abs(column(tab, "B"))
     import astropy.coordinates as coord
@@ -106,7 +106,7 @@ class StarPairExtinction:
 
     def control_mask(self, control: Table, ebv_column: str = "EBV_SFD", min_abs_b: float = 30.0,
                      max_ebv: float = 0.05) -> np.ndarray:
-        """Control-star selection: |b| > ``min_abs_b`` and reference reddening < ``max_ebv``."""
+        """Control-star selection: ``|b|`` > ``min_abs_b`` and reference reddening < ``max_ebv``."""
         if ebv_column not in control.colnames:
             raise ValueError(f"control table lacks the reference reddening column {ebv_column!r} "
                              f"(e.g. an SFD98 map value); has {control.colnames}")

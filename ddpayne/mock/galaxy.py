@@ -22,7 +22,7 @@ Kinematics
     rotation ``vc0 − 15`` and ``vc0 − 50`` km/s. Halo: spherical, σ = (140, 100, 100) km/s (r, θ, φ), mean
     v_φ = +20 km/s. GES: radially anisotropic, σ = (160, 25, 25) km/s (β ≈ 0.98), mean v_φ = 0 (e ≳ 0.9).
 Sky and distance
-    A line of sight is drawn uniformly on the sky at |b| > ``min_abs_b`` (several candidates, one chosen with
+    A line of sight is drawn uniformly on the sky at ``|b|`` > ``min_abs_b`` (several candidates, one chosen with
     probability ∝ its column of the star's population within the distance range); the distance along it
     ∝ ρ d², restricted so that the apparent G lies in ``g_range`` (a magnitude-limited survey like DESI MWS).
 Absolute magnitudes (``M_*_TRUE``)
@@ -56,8 +56,10 @@ Examples
 >>> labels = Table({"TEFF": [5800.0, 4800.0], "LOGG": [4.3, 2.5], "FE_H": [0.0, -1.5],
 ...                 "MG_FE": [0.0, 0.2]})
 >>> stars = assign_galaxy(labels, seed=1)
->>> sorted(set(stars["POP"]) <= {"thin", "thick", "halo", "ges"})
-[True]
+>>> set(stars["POP"]) <= {"thin", "thick", "halo", "ges"}
+True
+>>> bool((stars["PHOT_G_MEAN_MAG"] > 13.9).all() and (stars["PHOT_G_MEAN_MAG"] < 19.1).all())
+True
 """
 from __future__ import annotations
 
@@ -376,7 +378,7 @@ def assign_galaxy(labels: Table, seed: int, *, g_range: tuple[float, float] = (1
     g_range : (float, float)
         Apparent G magnitudes the distances are drawn to satisfy (after extinction).
     min_abs_b : float
-        Lines of sight are drawn at Galactic |b| > ``min_abs_b`` degrees.
+        Lines of sight are drawn at Galactic ``|b|`` > ``min_abs_b`` degrees.
     binary_fraction : float
         Fraction of unresolved equal-mass binaries (``BINARY_TRUE``).
     rv_error : float
