@@ -111,3 +111,30 @@ def test_figures(survey):
     f11.savefig(__import__("io").BytesIO(), format="png")
     # an empty catalogue still gives a figure
     assert isinstance(ges_figure(out[:0]), Figure)
+
+
+def test_derive_flags_bad_rows_and_never_drops_them(survey):
+    from astropy.table import MaskedColumn
+    truth, _ = survey
+    t = truth[:12].copy()
+    t["PMRA"][0] = np.nan                                   # NaN proper motion -> no orbit
+    t["PARALLAX"][1] = -0.3                                 # negative parallax -> spectro-photometric only
+    for c in ("PHOT_G_MEAN_MAG", "PHOT_BP_MEAN_MAG", "PHOT_RP_MEAN_MAG", "J", "H", "KS"):
+        t[c][2] = np.nan                                    # no photometry at all
+    t["TEFF"][3] = 15000.0                                  # outside the control coverage
+    t["RV"][4] = np.nan                                     # no RV -> no orbit
+    # FITS-style nulls in an integer column: the zero point falls back, nothing crashes
+    t["ASTROMETRIC_PARAMS_SOLVED"] = MaskedColumn(t["ASTROMETRIC_PARAMS_SOLVED"],
+                                                  mask=np.arange(12) == 5)
+    t["FLAG"] = np.zeros(12, dtype=np.int64)
+    t["FLAG"][6] = 1                                        # an upstream flag is kept
+    out = derive(t, control=vstack([truth], metadata_conflicts="silent"), distance_control=truth)
+    assert len(out) == 12 and list(out["TEFF"]) == list(t["TEFF"])
+    f = np.asarray(out["FLAG"])
+    assert f[0] & int(Flag.NO_ORBIT) and np.isnan(out["JR"][0]) and not out["GES"][0]
+    assert f[1] & int(Flag.NO_PARALLAX) and np.isfinite(out["DIST"][1])
+    assert f[2] & int(Flag.NO_PHOTOMETRY) and np.isnan(out["EBV"][2])
+    assert f[3] & int(Flag.OUT_OF_CONTROL)
+    assert f[4] & int(Flag.NO_ORBIT)
+    assert out["ZP_FALLBACK"][5] and np.isfinite(out["DIST"][5])
+    assert f[6] & 1

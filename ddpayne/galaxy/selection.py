@@ -54,7 +54,8 @@ class RangeSelection:
             if col not in table.colnames:
                 raise KeyError(f"selection {self.name!r} needs column {col!r}; table has {table.colnames}")
             c = table[col]
-            v = np.asarray(c.filled(np.nan) if hasattr(c, "filled") else c, dtype=float)
+            v = np.ma.asarray(c, dtype=float).filled(np.nan) if hasattr(c, "mask") else \
+                np.asarray(c, dtype=float)
             ok = np.isfinite(v)
             if lo is not None:
                 ok &= v > lo

@@ -41,9 +41,9 @@ def column(tab: Table, name: str, default: float = np.nan) -> np.ndarray:
     if name not in tab.colnames:
         return np.full(len(tab), default, dtype=float)
     c = tab[name]
-    if hasattr(c, "filled"):
-        c = c.filled(np.nan)
-    return np.asarray(c, dtype=float).copy()
+    if hasattr(c, "mask"):                       # masked (e.g. FITS nulls), any dtype
+        return np.ma.asarray(c, dtype=float).filled(np.nan)
+    return np.array(c, dtype=float)
 
 
 def mag_error(tab: Table, band: str) -> np.ndarray:

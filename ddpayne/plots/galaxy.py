@@ -16,6 +16,7 @@ from astropy.table import Table
 
 from ..galaxy.selection import GES_ZHANG2024, RangeSelection, get_selection
 from ..galaxy.solar import SOLAR, SolarParameters
+from ..galaxy.starpair import column
 
 
 def _figure(**kw):
@@ -29,8 +30,7 @@ def _figure(**kw):
 def _col(tab: Table, name: str) -> np.ndarray:
     if name not in tab.colnames:
         return np.full(len(tab), np.nan)
-    c = tab[name]
-    return np.asarray(c.filled(np.nan) if hasattr(c, "filled") else c, dtype=float)
+    return column(tab, name)
 
 
 def galactic_xz(tab: Table, solar: SolarParameters = SOLAR) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,7 @@ from ddpayne.flags import Flag
 from ddpayne.galaxy.coords import galactocentric
 from ddpayne.galaxy.orbits import OrbitIntegrator
 from ddpayne.galaxy.solar import SOLAR, SolarParameters
+from ddpayne.galaxy.starpair import column
 
 log = logging.getLogger(__name__)
 
@@ -174,10 +175,7 @@ class GalpyOrbits(OrbitIntegrator):
     # ------------------------------------------------------------------------------------------------
     def _phase_space(self, stars: Table, dist=None, pmra=None, pmdec=None, rv=None):
         def col(name):
-            if name not in stars.colnames:
-                return np.full(len(stars), np.nan)
-            c = stars[name]
-            return np.asarray(c.filled(np.nan) if hasattr(c, "filled") else c, float)
+            return column(stars, name)
         return galactocentric(col("RA"), col("DEC"), col("DIST") if dist is None else dist,
                               col("PMRA") if pmra is None else pmra,
                               col("PMDEC") if pmdec is None else pmdec,
@@ -286,12 +284,8 @@ class GalpyOrbits(OrbitIntegrator):
         n = len(stars)
 
         def col(name, default=np.nan):
-            if name not in stars.colnames:
-                return np.full(n, default)
-            c = stars[name]
-            return np.nan_to_num(np.asarray(c.filled(np.nan) if hasattr(c, "filled") else c, float),
-                                 nan=default) if default == 0.0 else \
-                np.asarray(c.filled(np.nan) if hasattr(c, "filled") else c, float)
+            v = column(stars, name, default)
+            return np.nan_to_num(v, nan=0.0) if default == 0.0 else v
 
         d, de = col("DIST"), col("DIST_ERR", 0.0)
         pa, pae = col("PMRA"), col("PMRA_ERROR", 0.0)
