@@ -157,3 +157,25 @@ def test_bad_construction():
         make(activation="relu6")
     with pytest.raises(ValueError, match=r"shape \(n, 3\)"):
         make().flux(torch.zeros(2, 4))
+
+
+def test_manual_backprop_equals_autograd():
+    emu = make(dtype="float64", seed=5)
+    rng = np.random.default_rng(1)
+    lab = torch.as_tensor(labels(9))
+    y = torch.as_tensor(rng.uniform(0.5, 1.0, (9, WAVE.size)))
+    w = torch.as_tensor(rng.uniform(0.0, 100.0, (9, WAVE.size)))
+    emu.zero_grad()
+    loss = ((emu.flux(lab) - y) ** 2 * w).sum() / 9
+    loss.backward()
+    auto = {k: p.grad.clone() for k, p in emu.named_parameters()}
+    emu.zero_grad(set_to_none=True)
+    value = emu.data_term_backward(lab, y, w, scale=1 / 9, block=7)     # blocks that do not divide 31
+    assert value == pytest.approx(float(loss.detach()), rel=1e-12)
+    for k, p in emu.named_parameters():
+        np.testing.assert_allclose(npy(p.grad), npy(auto[k]), rtol=1e-10, atol=1e-14, err_msg=k)
+    # a pixel range only touches its own parameters
+    emu.zero_grad(set_to_none=True)
+    emu.data_term_backward(lab, y[:, 4:9], w[:, 4:9], pixels=slice(4, 9), scale=1 / 9)
+    assert torch.all(emu.W1.grad[:4] == 0) and torch.all(emu.W1.grad[9:] == 0)
+    np.testing.assert_allclose(npy(emu.W1.grad[4:9]), npy(auto["W1"][4:9]), rtol=1e-10, atol=1e-14)

@@ -208,3 +208,14 @@ def test_bad_input_errors():
         train_emulator(batch, lab, LABELS, regularizer_options={"gradients": shifted}, settings=settings())
     with pytest.raises(TrainingSetError, match="shape"):
         train_emulator(batch, lab[:10], LABELS, regularizer="none", settings=settings())
+
+
+def test_manual_and_autograd_backprop_train_alike():
+    batch, lab = small_problem()
+    g = toy_gradients(ref_grid())
+    kw = dict(emulator_options={"n_hidden": 6}, regularizer_options={"gradients": g})
+    e1, h1 = train_emulator(batch, lab, LABELS, settings=settings(dtype="float64"), **kw)
+    e2, h2 = train_emulator(batch, lab, LABELS, settings=settings(dtype="float64", backprop="autograd"), **kw)
+    for col in ("data_train", "data_val", "reg"):
+        np.testing.assert_allclose(np.asarray(h1[col]), np.asarray(h2[col]), rtol=1e-7)
+    np.testing.assert_allclose(e1.predict(lab[:4]), e2.predict(lab[:4]), atol=1e-8)

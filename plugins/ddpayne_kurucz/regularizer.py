@@ -181,7 +181,8 @@ class KuruczRegularizer(Regularizer):
         dk = np.array([self.weight_of(n) * UNIT_FACTORS.get(n, 1.0) for n in labels])
         coef = (w[use] / w[use].sum())[:, None] * dk[None, :] * self.scale      # (n_use, K)
         self._prepared = dict(labels=tuple(labels), refs=use, ref_weights=w[use], coef=coef,
-                              good=good, phys=g.gradients[np.ix_(use, gi)], n_outside=int((dist > 0).sum()))
+                              good=good, phys=g.gradients[np.ix_(use, gi)], n_outside=int((dist > 0).sum()),
+                              ref_matrix=ref[use], emu_index=ei, steps=g.steps[gi])
         self._cache = {}
         log.info("kurucz regularizer: %d of %d reference points used (%d outside the training coverage, "
                  "outside=%r), %d labels, %d of %d pixels", use.size, g.n_ref,
@@ -218,6 +219,58 @@ class KuruczRegularizer(Regularizer):
         return self._cache[key]
 
     # ------------------------------------------------------------------ the penalty
+    def penalty_backward(self, emulator, pixels=None):
+        """The penalty over ``pixels`` with its gradient added to the emulator's ``param.grad`` by the
+        emulator's own hand-written back-propagation (``accumulate_gradient``), or None when that is
+        not available (analytic derivatives, or an emulator without it); then use :meth:`penalty`
+        with autograd. Both give the same value and gradients (tested).
+        """
+        if self.derivative != "finite" or not getattr(emulator, "manual_backward", False):
+            return None
+        if self._prepared is None:
+            self.check_compatible(emulator)
+        p = self._prepared
+        dev, dt = emulator.device, emulator.dtype
+        key = ("manual", dt, str(dev))
+        if key not in self._cache:
+            weight, phys = self._tensors(emulator)
+            self._cache[key] = (weight.permute(2, 0, 1).contiguous(), phys.permute(2, 0, 1).contiguous())
+        w_pix, phys_pix = self._cache[key]                                 # (P, n_ref, K)
+        x = torch.as_tensor(p["ref_matrix"], dtype=dt, device=dev)
+        steps = torch.as_tensor(p["steps"], dtype=dt, device=dev)
+        n_ref, K = x.shape[0], steps.numel()
+        eye = torch.zeros((K, emulator.n_labels), dtype=dt, device=dev)
+        eye[torch.arange(K), torch.as_tensor(p["emu_index"])] = steps
+        plus = (x[:, None, :] + eye[None]).reshape(n_ref * K, -1)
+        central = self.gradients.provenance.get("difference", "forward") == "central"
+        if central:
+            rows = torch.cat([plus, (x[:, None, :] - eye[None]).reshape(n_ref * K, -1)])
+        else:
+            rows = torch.cat([x, plus])
+
+        def upstream(f, pix):
+            P = f.shape[0]
+            if central:
+                fp = f[:, :n_ref * K].view(P, n_ref, K)
+                fm = f[:, n_ref * K:].view(P, n_ref, K)
+                model = (fp - fm) / (2 * steps)
+            else:
+                f0 = f[:, :n_ref]
+                fp = f[:, n_ref:].view(P, n_ref, K)
+                model = (fp - f0[:, :, None]) / steps
+            diff = model - phys_pix[pix]
+            wgt = w_pix[pix]
+            value = (wgt * diff.abs()).sum()
+            if central:
+                sg = wgt * torch.sign(diff) / (2 * steps)
+                g = torch.cat([sg.reshape(P, -1), -sg.reshape(P, -1)], 1)
+            else:
+                sg = wgt * torch.sign(diff) / steps
+                g = torch.cat([-sg.sum(-1), sg.reshape(P, -1)], 1)
+            return g, value
+
+        return emulator.accumulate_gradient(rows, upstream, pixels)
+
     def penalty(self, emulator, pixels=None):
         """Σ over pixels (of ``pixels``, default all) of R_λ; differentiable in the weights.
 

@@ -231,6 +231,94 @@ class MLPEmulator(torch.nn.Module, Emulator):
         return f.T, jac
 
     # ------------------------------------------------------------------ training support
+    @property
+    def manual_backward(self) -> bool:
+        """Whether :meth:`accumulate_gradient` is available (sigmoid activation)."""
+        return self.activation == "sigmoid"
+
+    def accumulate_gradient(self, labels, upstream, pixels: slice | None = None, block: int = 32) -> float:
+        """Back-propagate a loss through the network by hand (no autograd graph), block by block.
+
+        For each block of ``block`` pixels the flux of every row of ``labels`` is computed, then
+        ``upstream(f, pix)`` (``f``: tensor ``(P_block, n)``, ``pix``: the block's slice) returns
+        ``(G, value)`` with ``G = ∂loss/∂f`` of the same shape and the block's loss ``value``;
+        ``Σ G · ∂f/∂θ`` is *added* to ``param.grad``. The chain rule is the one of :meth:`jacobian` run
+        backwards; blocks keep the activations in the CPU cache, so this moves much less memory than
+        autograd on the whole grid and gives the same gradients (tested).
+
+        Parameters
+        ----------
+        labels : torch.Tensor, shape (n, n_labels)
+        upstream : callable
+            ``upstream(f, pix) -> (G, value)``.
+        pixels : slice, optional
+            Contiguous pixel range (default all).
+        block : int
+            Pixels per block.
+
+        Returns
+        -------
+        float
+            The sum of the blocks' values.
+        """
+        if not self.manual_backward:
+            raise NotImplementedError("accumulate_gradient is written for the sigmoid activation")
+        sl = pixels if pixels is not None else slice(0, self.n_pix)
+        start, stop, _ = sl.indices(self.n_pix)
+        params = (self.W0, self.b0, self.W1, self.b1, self.w2, self.b2)
+        total = 0.0
+        with torch.no_grad():
+            x = self.scale_labels(self._as_labels(labels))
+            xT = x.T.contiguous()
+            for p in params:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+            gW0, gb0, gW1, gb1, gw2, gb2 = (p.grad for p in params)
+            n = x.shape[0]
+            H, L = self.n_hidden, self.n_labels
+            for b in range(start, stop, block):
+                e = min(b + block, stop)
+                P = e - b
+                W0, b0, W1, b1, w2, b2 = (p[b:e] for p in params)
+                a0 = torch.addmm(b0.reshape(P * H, 1), W0.reshape(P * H, L), xT).view(P, H, n)
+                a0.sigmoid_()
+                a1 = torch.baddbmm(b1[:, :, None], W1, a0).sigmoid_()
+                f = torch.baddbmm(b2[:, None, None], w2[:, None, :], a1)[:, 0, :]      # (P, n)
+                g, value = upstream(f, slice(b, e))                                    # ∂L/∂f
+                total += float(value)
+                gb2[b:e] += g.sum(1)
+                gw2[b:e] += torch.bmm(a1, g[:, :, None])[:, :, 0]
+                d1 = torch.bmm(w2[:, :, None], g[:, None, :])                          # w2 ⊗ g
+                d1.mul_(a1).mul_(a1.neg_().add_(1.0))                                 # · σ'(z1)
+                gb1[b:e] += d1.sum(2)
+                gW1[b:e].baddbmm_(d1, a0.transpose(1, 2))
+                d0 = torch.bmm(W1.transpose(1, 2), d1)
+                d0.mul_(a0).mul_(a0.neg_().add_(1.0))                                 # · σ'(z0)
+                gb0[b:e] += d0.sum(2)
+                gW0[b:e].view(P * H, L).addmm_(d0.view(P * H, n), x)
+        return total
+
+    def data_term_backward(self, labels, flux, ivar, pixels: slice | None = None, scale: float = 1.0,
+                           block: int = 32) -> float:
+        """The χ² data term ``scale · Σ_i Σ_λ ivar (f_λ(ℓ_i) − flux)²`` over ``pixels``; its gradient is
+        added to ``param.grad`` (:meth:`accumulate_gradient`).
+
+        ``flux`` and ``ivar`` have shape ``(n, n_pix_selected)`` (the columns of ``pixels``).
+        """
+        sl = pixels if pixels is not None else slice(0, self.n_pix)
+        start = sl.indices(self.n_pix)[0]
+        yT = torch.as_tensor(flux, dtype=self.dtype, device=self.device).T
+        wT = torch.as_tensor(ivar, dtype=self.dtype, device=self.device).T
+
+        def upstream(f, pix):
+            y = yT[pix.start - start:pix.stop - start]
+            r = f - y
+            wr = r * wT[pix.start - start:pix.stop - start]
+            value = (wr * r).sum() * scale
+            return wr.mul_(2.0 * scale), value
+
+        return self.accumulate_gradient(labels, upstream, pixels, block)
+
     def initialize(self, mean_flux) -> None:
         """Start each pixel's output at ``mean_flux`` for the mid-range labels."""
         mean = torch.as_tensor(np.asarray(mean_flux, dtype=float), dtype=self.dtype, device=self.device)
