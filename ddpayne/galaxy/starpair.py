@@ -1,6 +1,7 @@
 """Reddening E(B−V) by the star-pair method (Yuan et al. 2013; Zhang et al. 2024, §4.3).
 
-1. Control stars: low extinction (``|b| > 30°`` and a small reference reddening, e.g. the SFD98 map value, given
+1. Control stars: low extinction (``|b| > 30°`` and a small reference reddening, e.g. the SFD98 map value,
+   given
    as a column) — their intrinsic colours are the observed ones corrected with that reference reddening.
 2. Intrinsic colours of a target: local linear regression of the control stars' intrinsic colours in
    (Teff, log g, [Fe/H]) (:class:`~ddpayne.galaxy.regression.LocalLinearRegressor`).

@@ -22,26 +22,30 @@ Kinematics
     rotation ``vc0 − 15`` and ``vc0 − 50`` km/s. Halo: spherical, σ = (140, 100, 100) km/s (r, θ, φ), mean
     v_φ = +20 km/s. GES: radially anisotropic, σ = (160, 25, 25) km/s (β ≈ 0.98), mean v_φ = 0 (e ≳ 0.9).
 Sky and distance
-    A line of sight is drawn uniformly on the sky at ``|b|`` > ``min_abs_b`` (several candidates, one chosen with
+    A line of sight is drawn uniformly on the sky at ``|b|`` > ``min_abs_b`` (several candidates, one chosen
+    with
     probability ∝ its column of the star's population within the distance range); the distance along it
     ∝ ρ d², restricted so that the apparent G lies in ``g_range`` (a magnitude-limited survey like DESI MWS).
 Absolute magnitudes (``M_*_TRUE``)
     A blackbody of the star's Teff and radius :math:`R = \\sqrt{G M / g}` with mass
     :math:`M = (T_{\\rm eff}/5772\\,{\\rm K})^{1.4}\\,M_\\odot` for dwarfs and 0.85–1.0 :math:`M_\\odot`
-    (lower for metal-poor stars) for giants, smoothly joined at log g ≈ 3.9; AB magnitudes in the speclite Gaia
-    DR3 and 2MASS passbands converted to Vega with fixed offsets (:data:`AB_MINUS_VEGA`). For the Sun this gives
+    (lower for metal-poor stars) for giants, smoothly joined at log g ≈ 3.9; AB magnitudes in the speclite
+    Gaia DR3 and 2MASS passbands converted to Vega with fixed offsets (:data:`AB_MINUS_VEGA`). For the Sun
+    this gives
     M_G = 4.70, BP−RP = 0.87 (real: 4.67, 0.82). A fraction ``binary_fraction`` of stars are unresolved
     equal-mass twins (``BINARY_TRUE``): 0.753 mag brighter in every band with the same labels.
 Dust (``EBV_TRUE``)
     A dust disk :math:`dE(B-V)/ds = k\\,e^{-(R-R_0)/3\\,{\\rm kpc}}e^{-|z|/0.1\\,{\\rm kpc}}`,
-    k = 0.3 mag/kpc (``dust_k``), integrated to the star, times a log-normal patchiness (0.2 dex) per line of sight.
+    k = 0.3 mag/kpc (``dust_k``), integrated to the star, times a log-normal patchiness (0.2 dex) per line of
+    sight.
     ``EBV_SFD`` is the same integral to infinity: what a 2D map such as SFD98 would give.
 Photometry
     Extinction from :mod:`ddpayne.galaxy.extinction` (the Teff- and E(B−V)-dependent coefficients),
     Gaussian errors growing with magnitude; 2MASS magnitudes fainter than J 16.5, H 16.0, Ks 15.5 are missing
     (NaN), as in the real 2MASS point-source catalogue.
 Astrometry
-    Gaia DR3-like: σ_ϖ(G) from the DR3 science-performance formula :math:`\\sqrt{40 + 800 z + 30 z^2}` µas with
+    Gaia DR3-like: σ_ϖ(G) from the DR3 science-performance formula :math:`\\sqrt{40 + 800 z + 30 z^2}` µas
+    with
     :math:`z = 10^{0.4(\\max(G, 13) - 15)}` (× 1.3 for 6-parameter solutions, × a 0.1 dex log-normal
     scatter), σ_µ = 1.1 σ_ϖ; ``ASTROMETRIC_PARAMS_SOLVED`` 31 or 95 (more 95 at faint G) with
     ``NU_EFF_USED_IN_ASTROMETRY`` (Lindegren et al. 2021, eq. for ν_eff from BP−RP) or ``PSEUDOCOLOUR``;

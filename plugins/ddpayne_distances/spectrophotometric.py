@@ -203,7 +203,8 @@ class SpectroPhotometricDistance(DistanceEstimator):
             logd = np.where(ok, ld, logd)
             sig = np.where(ok, s, sig)
         has_spec = np.isfinite(logd)
-        no_phot = ~np.isfinite(column(stars, MAG_COLUMNS["G"])) & ~np.isfinite(column(stars, MAG_COLUMNS["KS"]))
+        no_phot = (~np.isfinite(column(stars, MAG_COLUMNS["G"]))
+                   & ~np.isfinite(column(stars, MAG_COLUMNS["KS"])))
         flag[no_phot] |= int(Flag.NO_PHOTOMETRY)
         # geometric
         zp, fallback = parallax_zero_point(stars)

@@ -291,15 +291,25 @@ class GalpyOrbits(OrbitIntegrator):
         pa, pae = col("PMRA"), col("PMRA_ERROR", 0.0)
         pd, pde = col("PMDEC"), col("PMDEC_ERROR", 0.0)
         rv, rve = col("RV"), col("RV_ERR", 0.0)
-        samples = {k: np.full((self.n_mc, n), np.nan) for k in OUTPUT_UNITS}
-        for m in range(self.n_mc):
-            # log-normal distance draws keep distances positive
-            dm = d * np.exp(rng.normal(size=n) * np.where(d > 0, de / d, 0.0))
-            g = self._phase_space(stars, dist=dm, pmra=pa + rng.normal(size=n) * pae,
-                                  pmdec=pd + rng.normal(size=n) * pde, rv=rv + rng.normal(size=n) * rve)
+        m = self.n_mc
+        samples = {k: np.full((m, n), np.nan) for k in OUTPUT_UNITS}
+        with np.errstate(all="ignore"):
+            frac = np.where(d > 0, de / d, 0.0)
+        # blocks of stars, all draws at once: one coordinate transformation and one Stäckel call per block
+        block = max(1, 200_000 // m)
+        for b0 in range(0, n, block):
+            sl = slice(b0, min(n, b0 + block))
+            k = sl.stop - sl.start
+
+            def draw(x, ex):
+                return np.tile(x[sl], m) + rng.normal(size=m * k) * np.tile(ex[sl], m)
+
+            dm = np.tile(d[sl], m) * np.exp(rng.normal(size=m * k) * np.tile(frac[sl], m))
+            g = galactocentric(np.tile(col("RA")[sl], m), np.tile(col("DEC")[sl], m), dm,
+                               draw(pa, pae), draw(pd, pde), draw(rv, rve), self.solar)
             o = self._staeckel(g)
-            for k in OUTPUT_UNITS:
-                samples[k][m] = o[k]
+            for key in OUTPUT_UNITS:
+                samples[key][:, sl] = o[key].reshape(m, k)
         res = {}
         for k, s in samples.items():
             with np.errstate(all="ignore"):
