@@ -141,3 +141,21 @@ def test_coverage_model_and_bound_mask():
     assert np.isnan(cov.distance(np.array([[np.nan, 0, 0]]))[0])
     m = quality.at_bound_mask([[0.0, 0.5], [0.5, 1.0]], [0, 0], [1, 1], fixed=[False, True])
     assert m.tolist() == [[True, False], [False, False]]
+
+
+def test_precision_figure(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ddpayne.plots.precision import plot_precision_vs_crb
+
+    names = ["TEFF", "LOGG", "FE_H", "MG_FE"]
+    rep = crb.precision_report(names, crb=[10.0, 0.01, 0.01, 0.02], scatter=[20.0, 0.02, 0.02, 0.03],
+                               formal=[18.0, 0.02, 0.02, 0.03], meta={"SNR": 100})
+    fig = plot_precision_vs_crb(rep)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["TEFF/100", "LOGG", "FE_H", "MG_FE"]
+    bars = [p.get_height() for p in ax.patches]
+    assert np.allclose(bars, [0.1, 0.01, 0.01, 0.02])          # Teff drawn per 100 K
+    fig.savefig(tmp_path / "fig9.png")
+    assert (tmp_path / "fig9.png").stat().st_size > 1000

@@ -58,6 +58,16 @@ def move_emulator(emulator, device) -> None:
         raise RuntimeError(f"emulator {type(emulator).__name__} cannot be moved to {device} (no .to method)")
 
 
+def _accepts_pixels(emulator) -> bool:
+    """Whether ``emulator.jacobian`` takes a ``pixels`` keyword (evaluation on a pixel subset)."""
+    import inspect
+
+    try:
+        return "pixels" in inspect.signature(emulator.jacobian).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 class _Problems:
     """State of a stack of LM problems (one row per spectrum × start)."""
 
@@ -112,6 +122,10 @@ class BatchedLMFitter(Fitter):
         distances are large for every star and the flag loses power).
     qflag_n_per_bin : int
         Stars per S/N bin for ``QFLAG_CHI2`` within the batch.
+    pixel_block : int or None
+        Pixels per emulator call when the emulator supports pixel subsets (``jacobian(x, pixels=...)``);
+        ``JᵀWJ`` and ``JᵀWr`` are accumulated over blocks, so memory no longer scales with
+        ``n_pix × chunk``. None: one call over all pixels.
     progress : bool
         Show a tqdm bar over chunks.
     """
@@ -120,11 +134,11 @@ class BatchedLMFitter(Fitter):
 
     def __init__(self, device: str = "cpu", chunk_size: int = 64,
                  starts: Sequence = ("dwarf", "giant", "metal_poor", "mean"), margin: float = 0.05,
-                 max_iter: int = 100, prune_after: int | None = 8, ftol: float = 1e-9, xtol: float = 1e-7,
+                 max_iter: int = 100, prune_after: int | None = 4, ftol: float = 1e-9, xtol: float = 1e-7,
                  lambda0: float = 1e-2, lambda_max: float = 1e10, training_labels=None,
                  coverage_quantile: float = 0.99, coverage_factor: float = 1.5,
                  coverage_labels: Sequence[str] | None = ("TEFF", "LOGG", "FE_H"), qflag_n_per_bin: int = 500,
-                 progress: bool = False):
+                 pixel_block: int | None = 1024, progress: bool = False):
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         self.device = device
@@ -139,6 +153,7 @@ class BatchedLMFitter(Fitter):
         self.coverage_quantile, self.coverage_factor = coverage_quantile, coverage_factor
         self.coverage_labels = None if coverage_labels is None else tuple(coverage_labels)
         self.qflag_n_per_bin = int(qflag_n_per_bin)
+        self.pixel_block = None if pixel_block is None else int(pixel_block)
         self.progress = progress
         #: statistics of the last :meth:`fit` call (problems, emulator calls, evaluations, seconds)
         self.stats: dict[str, float] = {}
@@ -227,23 +242,41 @@ class BatchedLMFitter(Fitter):
                                      quantile=self.coverage_quantile, factor=self.coverage_factor,
                                      columns=quality.coverage_columns(emulator.label_names, self.coverage_labels))
 
-    @staticmethod
-    def _evaluate(emulator, x, fobs, w, stats):
-        """χ², A = JᵀWJ and g = JᵀWr (float64) at labels ``x``."""
+    def _evaluate(self, emulator, x, fobs, w, stats):
+        """χ², A = JᵀWJ and g = JᵀWr (float64) at labels ``x``.
+
+        When the emulator's ``jacobian`` accepts ``pixels=`` (e.g. the ``mlp`` emulator) and
+        ``pixel_block`` is set, the sums run over pixel blocks: memory per problem is then
+        ``pixel_block × n_label`` instead of ``n_pix × n_label`` and intermediate tensors stay small.
+        """
         import torch
 
-        f, J = emulator.jacobian(x)
-        f, J = f.detach(), J.detach()
-        stats["evaluations"] += x.shape[0]
+        P = fobs.shape[1]
+        blocks = [None]
+        if self.pixel_block and self.pixel_block < P and _accepts_pixels(emulator):
+            blocks = [slice(s, min(P, s + self.pixel_block)) for s in range(0, P, self.pixel_block)]
+        m, L = x.shape[0], x.shape[1]
+        chi2 = torch.zeros(m, dtype=torch.float64, device=x.device)
+        A = torch.zeros((m, L, L), dtype=torch.float64, device=x.device)
+        g = torch.zeros((m, L), dtype=torch.float64, device=x.device)
+        with torch.no_grad():
+            for blk in blocks:
+                if blk is None:
+                    f, J = emulator.jacobian(x)
+                    fo, ww = fobs, w
+                else:
+                    f, J = emulator.jacobian(x, pixels=blk)
+                    fo, ww = fobs[:, blk], w[:, blk]
+                sw = ww.sqrt()
+                rs = (fo - f) * sw
+                J = J * sw.unsqueeze(-1)
+                Jt = J.transpose(1, 2)
+                chi2 += (rs * rs).sum(-1).double()
+                A += torch.bmm(Jt, J).double()
+                g += torch.bmm(Jt, rs.unsqueeze(-1)).squeeze(-1).double()
+                del f, J, Jt, rs
+        stats["evaluations"] += m
         stats["calls"] += 1
-        r = fobs - f
-        sw = w.sqrt()
-        rs = r * sw
-        chi2 = (rs * rs).sum(-1).double()
-        J = J * sw.unsqueeze(-1)
-        Jt = J.transpose(1, 2)
-        A = torch.bmm(Jt, J).double()
-        g = torch.bmm(Jt, rs.unsqueeze(-1)).squeeze(-1).double()
         bad = ~torch.isfinite(chi2) | ~torch.isfinite(A).all(-1).all(-1) | ~torch.isfinite(g).all(-1)
         chi2 = torch.where(bad, torch.full_like(chi2, math.inf), chi2)
         return chi2, A, g

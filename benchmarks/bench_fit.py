@@ -1,0 +1,241 @@
+"""Benchmarks of issue 5: fitter correctness, precision vs Cramér–Rao bound, speed, streaming memory.
+
+Not part of the test suite. Every ratio is measured against a baseline in the same process.
+
+    python benchmarks/bench_fit.py --part accuracy   # LM vs scipy chi2; scatter vs CRB; formal vs scatter
+    python benchmarks/bench_fit.py --part speed      # full DESI grid, 15 labels, 4 starts: LM vs scipy
+    python benchmarks/bench_fit.py --part memory     # peak RSS, 2,000 vs 20,000 spectra through run_fit
+    python benchmarks/bench_fit.py --part all --json out.json
+
+Models used (no trained DD-Payne model or MOOG mocks exist yet when this was written):
+
+* accuracy: :class:`ddpayne.fit.testing.LineEmulator` on the full DESI grid (7781 px, 15 labels, 2000
+  Gaussian lines whose depths depend non-linearly on the labels; exact Jacobian). Mock spectra are
+  noise realisations at S/N = 100 of Teff = 5900 K, log g = 4.0, [Fe/H] = −0.5 (paper Fig. 9).
+* speed: the real DD-Payne MLP architecture (plugin ``mlp``: 2 × 40 neurons per pixel, float32,
+  randomly initialised with seed 1) on the full DESI grid; mock spectra from the same network plus
+  S/N = 100 noise. Speed depends on the architecture, not the weights.
+* memory: LineEmulator on a 600-pixel grid (cheap, so 20,000 spectra fit in about a minute); 40 files
+  of 500 spectra; the 2,000-spectrum run uses the first 4 files. Each run is a fresh process.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+TRUTH = np.array([5900.0, 4.0, 1.2, -0.5] + [0.1] * 11)
+LO = np.array([3800.0, 0.5, 0.3, -3.0] + [-0.5] * 11)
+HI = np.array([7500.0, 5.0, 3.0, 0.6] + [0.8] * 11)
+
+
+def desi_wavelength() -> np.ndarray:
+    from ddpayne.prepare.grid import desi_grid
+
+    g = desi_grid()
+    return np.asarray(getattr(g, "value", g), dtype=float)
+
+
+def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
+    """Dense float32 matmul rate (GFLOP/s) with torch on this machine, right now."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = np.inf
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def mlp_flops_per_eval(n_pix: int, n_hidden: int = 40, n_label: int = 15) -> float:
+    """FLOPs of one flux + Jacobian evaluation of the per-pixel MLP, plus the JᵀWJ / JᵀWr sums."""
+    H, L = n_hidden, n_label
+    forward = 2 * H * L + 2 * H * H + 2 * H
+    backward = H + 2 * H * H + H + 2 * H * L
+    normal = 2 * L * L + 2 * L
+    return float(n_pix * (forward + backward + normal))
+
+
+# ------------------------------------------------------------------------------------------------ accuracy
+def bench_accuracy(n_real: int = 300, n_scipy: int = 100, seed: int = 0) -> dict:
+    from ddpayne import registry
+    from ddpayne.fit.cramer_rao import crb_from_emulator, precision_from_realisations, precision_report
+    from ddpayne.fit.testing import LineEmulator, mock_batch
+
+    wl = desi_wavelength()
+    emu = LineEmulator(wl, n_lines=2000, seed=1)
+    batch = mock_batch(emu, np.repeat(TRUTH[None], n_real, axis=0), snr=100.0, seed=seed)
+    lm = registry.create("fitter", "lm", chunk_size=50)
+    t = time.perf_counter()
+    fit = lm.fit(emu, batch)
+    t_lm = time.perf_counter() - t
+    sp = registry.create("fitter", "scipy")
+    t = time.perf_counter()
+    ref = sp.fit(emu, batch[:n_scipy])
+    t_sp = time.perf_counter() - t
+    c_lm, c_sp = np.asarray(fit["CHI2"][:n_scipy]), np.asarray(ref["CHI2"])
+    tol = 1e-6
+    ok = c_lm <= c_sp * (1 + tol) + tol
+    names = list(emu.label_names)
+    lab = np.column_stack([np.asarray(fit[n], float) for n in names])
+    crb = crb_from_emulator(emu, TRUTH, batch.ivar[0])[0]
+    scatter = precision_from_realisations(lab, robust=False)
+    formal = np.array([np.median(np.asarray(fit[f"{n}_ERR"], float)) for n in names])
+    rep = precision_report(names, crb, scatter, formal)
+    out = {
+        "model": "LineEmulator(desi grid, 2000 lines, seed 1), S/N=100, truth Teff 5900 logg 4.0 [Fe/H] -0.5",
+        "n_real": n_real, "n_scipy": n_scipy,
+        "frac_chi2_le_scipy": float(ok.mean()), "chi2_tolerance": "chi2_lm <= chi2_scipy*(1+1e-6)+1e-6",
+        "max_rel_chi2_excess": float(np.max((c_lm - c_sp) / c_sp)),
+        "lm_seconds": t_lm, "scipy_seconds": t_sp,
+        "lm_spectra_per_s": n_real / t_lm, "scipy_spectra_per_s": n_scipy / t_sp,
+        "labels": {r["LABEL"]: {"crb": float(r["CRB"]), "scatter": float(r["SCATTER"]),
+                                "formal": float(r["FORMAL_ERR"]),
+                                "scatter_over_crb": float(r["SCATTER_OVER_CRB"]),
+                                "formal_over_scatter": float(r["FORMAL_OVER_SCATTER"])} for r in rep},
+    }
+    print("\n== accuracy (", out["model"], ")")
+    print(f"chi2_lm <= chi2_scipy on {100 * out['frac_chi2_le_scipy']:.1f} % of {n_scipy} spectra "
+          f"(max relative excess {out['max_rel_chi2_excess']:.2e})")
+    print(f"{'label':6s} {'CRB':>10s} {'scatter':>10s} {'formal':>10s} {'sc/CRB':>7s} {'fo/sc':>7s}")
+    for r in rep:
+        print(f"{r['LABEL']:6s} {r['CRB']:10.4g} {r['SCATTER']:10.4g} {r['FORMAL_ERR']:10.4g} "
+              f"{r['SCATTER_OVER_CRB']:7.3f} {r['FORMAL_OVER_SCATTER']:7.3f}")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ speed
+def bench_speed(n_lm: int = 128, n_scipy: int = 6, chunk_size: int = 64, threads: int = 2,
+                pixel_block: int | None = 1024) -> dict:
+    import torch
+
+    from ddpayne import registry
+    from ddpayne.fit.testing import mock_batch
+    from ddpayne.labels import LABEL_NAMES
+
+    torch.set_num_threads(threads)
+    wl = desi_wavelength()
+    emu = registry.create("emulator", "mlp", label_names=LABEL_NAMES, wavelength=wl, label_min=LO,
+                          label_max=HI, seed=1, dtype="float32")
+    rng = np.random.default_rng(4)
+    spread = np.array([150.0, 0.15, 0.1, 0.1] + [0.05] * 11)
+    labels = np.clip(TRUTH + rng.normal(0, 1, (n_lm, 15)) * spread, LO, HI)
+    batch = mock_batch(emu, labels, snr=100.0, seed=2)
+    gemm = matmul_gflops()
+    sp = registry.create("fitter", "scipy")
+    t = time.perf_counter()
+    ref = sp.fit(emu, batch[:n_scipy])
+    t_sp = time.perf_counter() - t
+    lm = registry.create("fitter", "lm", chunk_size=chunk_size, pixel_block=pixel_block)
+    t = time.perf_counter()
+    fit = lm.fit(emu, batch)
+    t_lm = time.perf_counter() - t
+    gemm2 = matmul_gflops()
+    rate_lm, rate_sp = n_lm / t_lm, n_scipy / t_sp
+    flops = lm.stats["evaluations"] * mlp_flops_per_eval(wl.size)
+    gflops = flops / t_lm / 1e9
+    c_lm, c_sp = np.asarray(fit["CHI2"][:n_scipy]), np.asarray(ref["CHI2"])
+    out = {
+        "model": "mlp plugin (2x40 sigmoid per pixel, float32, random init seed 1), DESI grid 7781 px, 15 labels",
+        "starts": list(fit.meta["STARTS"]), "threads": threads, "chunk_size": chunk_size,
+        "pixel_block": pixel_block,
+        "lm_spectra_per_s": rate_lm, "scipy_spectra_per_s": rate_sp, "speedup": rate_lm / rate_sp,
+        "lm_evaluations_per_spectrum": lm.stats["evaluations"] / n_lm,
+        "scipy_evaluations_per_spectrum": sp.stats["evaluations"] / n_scipy,
+        "lm_gflops": gflops, "matmul_gflops_before": gemm, "matmul_gflops_after": gemm2,
+        "fraction_of_matmul": gflops / max(gemm, gemm2),
+        "frac_chi2_le_scipy": float(np.mean(c_lm <= c_sp * (1 + 1e-6) + 1e-6)),
+        "n_lm": n_lm, "n_scipy": n_scipy,
+    }
+    print("\n== speed (", out["model"], ")")
+    for k, v in out.items():
+        if k != "model":
+            print(f"  {k}: {v:.4g}" if isinstance(v, float) else f"  {k}: {v}")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ memory
+_MEM_CHILD = r"""
+import resource, sys, json, numpy as np
+from ddpayne.fit.testing import LineEmulator
+from ddpayne.pipeline.executors import run_fit
+import functools
+files = json.loads(sys.argv[1]); out = sys.argv[2]
+wl = np.arange(5000.0, 5000.0 + 0.8 * 600, 0.8)
+s = run_fit(files, out, functools.partial(LineEmulator, wl, n_lines=80, seed=1), progress=False,
+            fitter_options={"chunk_size": 100})
+print(json.dumps({"rows": s.n_rows, "seconds": s.seconds,
+                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def bench_memory(n_files: int = 40, per_file: int = 500) -> dict:
+    from ddpayne.fit.testing import LineEmulator, mock_batch
+
+    tmp = Path(tempfile.mkdtemp(prefix="ddpayne-bench-mem-"))
+    wl = np.arange(5000.0, 5000.0 + 0.8 * 600, 0.8)
+    emu = LineEmulator(wl, n_lines=80, seed=1)
+    rng = np.random.default_rng(0)
+    files = []
+    for k in range(n_files):
+        lab = np.clip(TRUTH + rng.normal(0, 1, (per_file, 15)) * np.r_[300, 0.3, 0.2, 0.3, [0.1] * 11], LO, HI)
+        p = tmp / f"in{k:03d}.fits"
+        mock_batch(emu, lab, snr=50, seed=k, ids=[f"{k}-{i}" for i in range(per_file)]).write(p)
+        files.append(str(p))
+    res = {}
+    for n in (n_files // 10, n_files):
+        out = tmp / f"out{n}.fits"
+        r = subprocess.run([sys.executable, "-c", _MEM_CHILD, json.dumps(files[:n]), str(out)],
+                           capture_output=True, text=True, check=True)
+        res[n * per_file] = json.loads(r.stdout.strip().splitlines()[-1])
+    small, large = res[n_files // 10 * per_file], res[n_files * per_file]
+    out = {"model": "LineEmulator 600 px, 80 lines; files of %d spectra" % per_file,
+           "runs": {str(k): v for k, v in res.items()},
+           "peak_rss_growth": large["maxrss_mb"] / small["maxrss_mb"]}
+    print("\n== memory (", out["model"], ")")
+    for k, v in res.items():
+        print(f"  {k:6d} spectra: peak RSS {v['maxrss_mb']:.0f} MB, {v['seconds']:.1f} s, rows {v['rows']}")
+    print(f"  growth x{out['peak_rss_growth']:.3f}")
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", choices=["accuracy", "speed", "memory", "all"], default="all")
+    ap.add_argument("--n-real", type=int, default=300)
+    ap.add_argument("--n-scipy", type=int, default=100, help="spectra fitted by scipy in the accuracy part")
+    ap.add_argument("--n-lm", type=int, default=128, help="spectra fitted by LM in the speed part")
+    ap.add_argument("--n-scipy-speed", type=int, default=6)
+    ap.add_argument("--chunk-size", type=int, default=64)
+    ap.add_argument("--pixel-block", type=int, default=1024)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", type=str, default=None)
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    result = {"machine": f"{os.cpu_count()} cpus, torch {torch.__version__}"}
+    if args.part in ("accuracy", "all"):
+        result["accuracy"] = bench_accuracy(args.n_real, args.n_scipy)
+    if args.part in ("speed", "all"):
+        result["speed"] = bench_speed(args.n_lm, args.n_scipy_speed, args.chunk_size, args.threads,
+                                      args.pixel_block or None)
+    if args.part in ("memory", "all"):
+        result["memory"] = bench_memory()
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
