@@ -54,8 +54,9 @@ def mag_error(tab: Table, band: str) -> np.ndarray:
 
 
 def galactic_latitude(tab: Table) -> np.ndarray:
-    """``|b|`` in degrees, from a ``B`` column or computed from ``RA``/``DEC``."""
-    if "B" in tab.colnames:
+    """``|b|`` in degrees, computed from ``RA``/``DEC`` (a ``B`` column is used only when they are absent:
+    ``B`` may be a magnitude in other catalogues)."""
+    if not {"RA", "DEC"} <= set(tab.colnames) and "B" in tab.colnames:
         return np.abs(column(tab, "B"))
     import astropy.coordinates as coord
     import astropy.units as u
@@ -100,7 +101,7 @@ class StarPairExtinction:
         self.regressor: LocalLinearRegressor | None = None
 
     def _colour_name(self, c) -> str:
-        return f"{c[0]}-{c[1]}"
+        return f"{c[0]}_{c[1]}"
 
     def _coeff(self, teff, feh, ebv) -> dict[str, np.ndarray]:
         return self.table.coefficients(teff, feh, np.clip(ebv, 0.0, None))
@@ -165,7 +166,7 @@ class StarPairExtinction:
         Returns
         -------
         Table
-            ``EBV``, ``EBV_ERR`` (mag), ``E_<a>-<b>`` colour excesses (mag), ``N_COLOURS`` used, ``FLAG``.
+            ``EBV``, ``EBV_ERR`` (mag), ``E_<a>_<b>`` colour excesses (e.g. ``E_BP_RP``) (mag), ``N_COLOURS`` used, ``FLAG``.
         """
         n = len(stars)
         teff, logg, feh = column(stars, "TEFF"), column(stars, "LOGG"), column(stars, "FE_H")
