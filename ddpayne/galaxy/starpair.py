@@ -166,7 +166,8 @@ class StarPairExtinction:
         Returns
         -------
         Table
-            ``EBV``, ``EBV_ERR`` (mag), ``E_<a>_<b>`` colour excesses (e.g. ``E_BP_RP``) (mag), ``N_COLOURS`` used, ``FLAG``.
+            ``EBV``, ``EBV_ERR`` (mag), ``E_<a>_<b>`` colour excesses (mag; e.g. ``E_BP_RP``),
+            ``N_COLOURS`` used, ``FLAG``.
         """
         n = len(stars)
         teff, logg, feh = column(stars, "TEFF"), column(stars, "LOGG"), column(stars, "FE_H")
