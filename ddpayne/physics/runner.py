@@ -46,7 +46,7 @@ from .references import GRADIENT_STEPS, reference_points
 log = logging.getLogger(__name__)
 
 #: Settings chosen with benchmarks/bench_synthesis.py (see docs/gradients.rst).
-DEFAULT_SETTINGS = {"step": 0.05, "delta": 1.0, "chunk": 100.0, "strong_reach": 40.0, "min_strength": None}
+DEFAULT_SETTINGS = {"step": 0.02, "delta": 1.0, "chunk": 100.0, "strong_reach": 40.0, "min_strength": None}
 DEFAULT_N_MOCK = 2000
 DEFAULT_MOCK_SEED = 20240601
 WAVE_RANGE = (3550.0, 9880.0)  # synthesised vacuum range: DESI grid + margin for the LSF
