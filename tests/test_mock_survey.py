@@ -93,3 +93,16 @@ def test_seeded(library, tmp_path):
     np.testing.assert_array_equal(fa, fb)
     with pytest.raises(ValueError, match="snr"):
         make_mock_survey(tmp_path / "c", 3, snr=-1, seed=9, library=library)
+
+
+def test_read_by_desi_reader(survey):
+    """The project's own DESI reader reads the mock coadds and joins the mwsall-like catalogue."""
+    from ddpayne import registry
+    if "desi" not in registry.available("reader"):
+        pytest.skip("DESI reader plugin not installed")
+    reader = registry.create("reader", "desi")
+    cat = reader.read_catalogue(survey["mwsall"])
+    spectra = reader.read(survey["coadds"][0], catalogue=cat)
+    truth = Table.read(survey["truth"])
+    assert len(spectra.meta) == 6
+    np.testing.assert_array_equal(np.asarray(spectra.meta["TARGETID"]), truth["TARGETID"][:6])

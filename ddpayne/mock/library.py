@@ -1,7 +1,7 @@
 """The mock spectral library: labels with a DESI-MWS-like distribution and their noiseless spectra.
 
-Label distribution (:func:`draw_labels`, seeded)
------------------------------------------------
+**Label distribution** (:func:`draw_labels`, seeded):
+
 Populations (column ``POP``) with weights thin 0.50, thick 0.27, halo 0.13, GES-like accreted 0.10:
 
 * [Fe/H]: thin N(−0.15, 0.22), thick N(−0.55, 0.25), halo N(−1.6, 0.45), GES N(−1.25, 0.3), clipped to

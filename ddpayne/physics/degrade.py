@@ -5,8 +5,8 @@ what the data path would produce from an observed spectrum of that star: convolv
 line-spread function, sampled on the survey grid, and divided by the *same* pseudo-continuum
 (:func:`ddpayne.prepare.continuum.normalise`, L = 20 Å for DESI) as observed spectra.
 
-LSF options
------------
+**LSF options**:
+
 * a Gaussian of FWHM = λ/R(λ), with R a number, a callable ``R(λ)``, or the named presets
   ``'desi'`` (R rising linearly from 2000 at 3600 Å to 5500 at 9824 Å, as the bundled
   ``shared/data/sun`` spectrum was made) and ``'lamost'`` (R = 1800);

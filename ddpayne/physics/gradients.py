@@ -9,8 +9,8 @@ in normalised flux per *physical* label unit (per K for ``TEFF``, per dex for ``
 ``X_FE``, per km/s for ``VMIC``). Forward (one-sided) differences unless ``provenance['difference']``
 says ``'central'``.
 
-File format (FITS; documented in ``docs/gradients.rst``)
-------------------------------------------------------
+**File format** (FITS; also in ``docs/gradients.rst``):
+
 ==============  ===============  ==============================================================
 HDU             type             content
 ==============  ===============  ==============================================================
@@ -23,7 +23,7 @@ HDU             type             content
 5 BASE_FLUX     image float32    (n_ref, n_pix) normalised flux at each reference point
 6 GRADIENTS     image uint8      zlib-compressed float16 bytes of ``gradients / scale`` (C order,
                                  shape (n_ref, n_label, n_pix)); header ``ZSHAPE1..3``, ``ENCODING``
-7 GRAD_SCALE    image float64    (n_ref, n_label) scale: max |gradient| of each spectrum
+7 GRAD_SCALE    image float64    (n_ref, n_label) scale: max abs(gradient) of each spectrum
 8 PROVENANCE    bintable         one row, column ``JSON``: the provenance dictionary
 ==============  ===============  ==============================================================
 
