@@ -81,6 +81,10 @@ class TrainingConfig:
     gradients: str = ""
     #: A trained model to load instead of training.
     model: str = ""
+    #: Neurons per hidden layer of the per-pixel network (paper: 40).
+    n_hidden: int = 40
+    #: Train even when there are fewer training spectra than free parameters per pixel.
+    allow_underdetermined: bool = False
     #: Labels to train and fit (default: all 15).
     labels: list[str] = field(default_factory=list)
     #: Training epochs (paper: 10,000).

@@ -179,8 +179,10 @@ class Pipeline:
             reg_options["gradients"] = str(self.cfg.path(tc.gradients)) if tc.gradients else None
         settings = TrainingSettings(epochs=tc.epochs, batch_size=tc.batch_size, seed=tc.seed, device=tc.device,
                                     validation_fraction=tc.validation_fraction,
-                                    checkpoint_every=tc.checkpoint_every)
+                                    checkpoint_every=tc.checkpoint_every,
+                                    allow_underdetermined=tc.allow_underdetermined)
         emulator, history = ts.train(emulator=tc.emulator, regularizer=tc.regularizer,
+                                     emulator_options={"n_hidden": tc.n_hidden},
                                      regularizer_options={k: v for k, v in reg_options.items() if v},
                                      settings=settings, checkpoint_dir=self.out / "model" / "checkpoints",
                                      output=model_path)
