@@ -126,6 +126,11 @@ class BatchedLMFitter(Fitter):
         Pixels per emulator call when the emulator supports pixel subsets (``jacobian(x, pixels=...)``);
         ``JᵀWJ`` and ``JᵀWr`` are accumulated over blocks, so memory no longer scales with
         ``n_pix × chunk``. None: one call over all pixels.
+    probe_stride : int
+        During the multi-start probe (the first ``prune_after`` iterations, all starts) use every
+        ``probe_stride``-th pixel only, when the emulator supports pixel subsets: the probe only has to
+        rank the starts' basins. The winners are then re-evaluated and iterated on all pixels, so the
+        final labels, χ² and errors are full-resolution ones. 1 disables it.
     progress : bool
         Show a tqdm bar over chunks.
     """
@@ -138,7 +143,7 @@ class BatchedLMFitter(Fitter):
                  lambda0: float = 1e-2, lambda_max: float = 1e10, training_labels=None,
                  coverage_quantile: float = 0.99, coverage_factor: float = 1.5,
                  coverage_labels: Sequence[str] | None = ("TEFF", "LOGG", "FE_H"), qflag_n_per_bin: int = 500,
-                 pixel_block: int | None = 1024, progress: bool = False):
+                 pixel_block: int | None = 1024, probe_stride: int = 4, progress: bool = False):
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         self.device = device
@@ -154,6 +159,7 @@ class BatchedLMFitter(Fitter):
         self.coverage_labels = None if coverage_labels is None else tuple(coverage_labels)
         self.qflag_n_per_bin = int(qflag_n_per_bin)
         self.pixel_block = None if pixel_block is None else int(pixel_block)
+        self.probe_stride = max(1, int(probe_stride))
         self.progress = progress
         #: statistics of the last :meth:`fit` call (problems, emulator calls, evaluations, seconds)
         self.stats: dict[str, float] = {}
@@ -242,7 +248,7 @@ class BatchedLMFitter(Fitter):
                                      quantile=self.coverage_quantile, factor=self.coverage_factor,
                                      columns=quality.coverage_columns(emulator.label_names, self.coverage_labels))
 
-    def _evaluate(self, emulator, x, fobs, w, stats):
+    def _evaluate(self, emulator, x, fobs, w, stats, stride: int = 1):
         """χ², A = JᵀWJ and g = JᵀWr (float64) at labels ``x``.
 
         When the emulator's ``jacobian`` accepts ``pixels=`` (e.g. the ``mlp`` emulator) and
@@ -253,8 +259,10 @@ class BatchedLMFitter(Fitter):
 
         P = fobs.shape[1]
         blocks = [None]
-        if self.pixel_block and self.pixel_block < P and _accepts_pixels(emulator):
-            blocks = [slice(s, min(P, s + self.pixel_block)) for s in range(0, P, self.pixel_block)]
+        if _accepts_pixels(emulator) and ((self.pixel_block and self.pixel_block < P) or stride > 1):
+            step = self.pixel_block or P
+            step = max(stride, step - step % stride)
+            blocks = [slice(s, min(P, s + step), stride) for s in range(0, P, step)]
         m, L = x.shape[0], x.shape[1]
         chi2 = torch.zeros(m, dtype=torch.float64, device=x.device)
         A = torch.zeros((m, L, L), dtype=torch.float64, device=x.device)
@@ -275,7 +283,7 @@ class BatchedLMFitter(Fitter):
                 A += torch.bmm(Jt, J).double()
                 g += torch.bmm(Jt, rs.unsqueeze(-1)).squeeze(-1).double()
                 del f, J, Jt, rs
-        stats["evaluations"] += m
+        stats["evaluations"] += m / stride
         stats["calls"] += 1
         bad = ~torch.isfinite(chi2) | ~torch.isfinite(A).all(-1).all(-1) | ~torch.isfinite(g).all(-1)
         chi2 = torch.where(bad, torch.full_like(chi2, math.inf), chi2)
@@ -299,23 +307,34 @@ class BatchedLMFitter(Fitter):
         x = torch.as_tensor(x, dtype=torch.float64, device=dev)
         spec = torch.arange(n, device=dev).repeat_interleave(S)
         stats["problems"] += n * S
-        chi2, A, g = self._evaluate(emulator, x.to(dtype), fobs[spec], w[spec], stats)
+        probe = S > 1 and self.prune_after is not None and self.probe_stride > 1 and _accepts_pixels(emulator)
+        stride = self.probe_stride if probe else 1
+        chi2, A, g = self._evaluate(emulator, x.to(dtype), fobs[spec], w[spec], stats, stride)
         lam = torch.full((n * S,), self.lambda0, dtype=torch.float64, device=dev)
         P = _Problems(x, spec, chi2, A, g, lam)
         pruned = S == 1
-        for it in range(self.max_iter):
-            if not pruned and self.prune_after is not None and it == self.prune_after:
+        it = 0
+        while True:
+            act = torch.nonzero(~P.done).squeeze(1)
+            if not pruned and (act.numel() == 0 or (self.prune_after is not None and it >= self.prune_after)):
                 P = P.take(self._best_rows(P, n, S))
                 pruned = True
-            act = torch.nonzero(~P.done).squeeze(1)
-            if act.numel() == 0:
+                if stride > 1:  # the probe used a pixel subset: restart the winners on all pixels
+                    stride = 1
+                    c2, A2, g2 = self._evaluate(emulator, P.x.to(dtype), fobs[P.spec], w[P.spec], stats)
+                    P.chi2, P.A, P.g = c2, A2, g2
+                    P.done = P.failed | ~torch.isfinite(c2)
+                    P.lam = torch.full_like(P.lam, self.lambda0)
+                continue
+            if act.numel() == 0 or it >= self.max_iter:
                 break
+            it += 1
             xa, Aa, ga, la = P.x[act], P.A[act], P.g[act], P.lam[act]
             dx = self._step(xa, Aa, ga, la, free, lo_t, hi_t, scale)
             xt = torch.minimum(torch.maximum(xa + dx, lo_t), hi_t)
             xt = torch.where(free, xt, xa)
             sp = P.spec[act]
-            c2, At, gt = self._evaluate(emulator, xt.to(dtype), fobs[sp], w[sp], stats)
+            c2, At, gt = self._evaluate(emulator, xt.to(dtype), fobs[sp], w[sp], stats, stride)
             P.n_iter[act] += 1
             old = P.chi2[act]
             accept = c2 < old
@@ -331,8 +350,10 @@ class BatchedLMFitter(Fitter):
             P.g[a_idx] = gt[accept]
             P.lam[act] = la
             P.done[act] = conv | stalled
-        if not pruned:
+        if not pruned:  # iteration limit reached before pruning
             P = P.take(self._best_rows(P, n, S))
+            if stride > 1:  # chi2 and errors on all pixels
+                P.chi2, P.A, P.g = self._evaluate(emulator, P.x.to(dtype), fobs[P.spec], w[P.spec], stats)
         # P now has one row per spectrum, in order
         x = P.x
         cov = self._covariance(P.A, free, scale)
