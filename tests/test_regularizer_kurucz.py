@@ -195,3 +195,24 @@ def test_manual_backprop_equals_autograd(central):
                                    err_msg=k)
     assert registry.create("regularizer", "kurucz", gradients=g,
                            derivative="analytic").penalty_backward(emu) is None
+
+
+def test_reference_subsets_per_step_are_unbiased_and_deterministic():
+    emu = emulator()
+    g = own_gradients(emulator(seed=6), refs(12))
+    full = registry.create("regularizer", "kurucz", gradients=g)
+    sub = registry.create("regularizer", "kurucz", gradients=g, refs_per_step=3, seed=1)
+    total = float(full.penalty(emu).detach())
+    values = []
+    for step in range(400):
+        sub.set_step(step)
+        values.append(float(sub.penalty(emu).detach()))
+    assert np.mean(values) == pytest.approx(total, rel=0.05)         # unbiased estimate
+    assert np.std(values) > 0
+    sub.set_step(17)
+    a = float(sub.penalty(emu).detach())
+    b = sub.penalty_backward(emu)                                     # same subset, same value
+    assert a == pytest.approx(b, rel=1e-12)
+    sub.set_step(3)
+    sub.set_step(17)
+    assert float(sub.penalty(emu).detach()) == a

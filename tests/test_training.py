@@ -134,7 +134,8 @@ def test_deterministic_history_and_output(tmp_path):
 def test_exact_resume_after_a_kill(tmp_path):
     batch, lab = small_problem()
     g = toy_gradients(ref_grid())
-    kw = dict(emulator_options={"n_hidden": 6}, regularizer_options={"gradients": g},
+    # (with a random subset of the reference points at each step: resume must reproduce the subsets)
+    kw = dict(emulator_options={"n_hidden": 6}, regularizer_options={"gradients": g, "refs_per_step": 5},
               settings=settings(epochs=5, checkpoint_every=1))
     straight, h_straight = train_emulator(batch, lab, LABELS, **kw)
 
@@ -237,3 +238,16 @@ def test_longer_training_reaches_the_gradient_target_for_every_label():
     test = random_labels(200, np.random.default_rng(5))
     assert np.sqrt(np.mean((emu.predict(test) - toy_flux(test)) ** 2)) < 0.02 / 3
     assert hist["data_val"][-1] < 1.3
+
+
+def test_continue_training_a_loaded_model(tmp_path):
+    batch, lab = small_problem()
+    kw = dict(emulator_options={"n_hidden": 6}, regularizer="none")
+    e1, h1 = train_emulator(batch, lab, LABELS, settings=settings(epochs=2), output=tmp_path / "m.pt", **kw)
+    assert not any(p.requires_grad for p in e1.parameters())       # inference-ready
+    loaded = load_emulator(tmp_path / "m.pt")
+    assert not any(p.requires_grad for p in loaded.parameters())
+    e2, h2 = train_emulator(batch, lab, LABELS, emulator=loaded, regularizer="none",
+                            settings=settings(epochs=2))
+    assert h2["data_train"][0] < h1["data_train"][0]
+    np.testing.assert_array_equal(e2.label_min, e1.label_min)

@@ -338,6 +338,8 @@ def _train(batch, labels, label_names, star_ids, emulator, emulator_options, reg
             raise IncompatibleModelError(f"emulator labels {emu.label_names} differ from the training "
                                          f"labels {label_names}")
         emu.to(device=settings.device)
+        if hasattr(emu, "requires_grad_"):
+            emu.requires_grad_(True)
     if regularizer is None:
         regularizer = "none"
     reg = _create("regularizer", regularizer, **dict(regularizer_options or {}))
@@ -451,6 +453,7 @@ def _train(batch, labels, label_names, star_ids, emulator, emulator_options, reg
         for group in optimizer.param_groups:
             group["lr"] = lr
         perm = t_train[torch.randperm(len(train_idx), generator=gen).to(dev)]
+        n_batches = -(-len(train_idx) // settings.batch_size)
         data_sum = 0.0
         reg_sum = 0.0
         n_steps = 0
@@ -458,6 +461,8 @@ def _train(batch, labels, label_names, star_ids, emulator, emulator_options, reg
             idx = perm[b0:b0 + settings.batch_size]
             nb = len(idx)
             optimizer.zero_grad(set_to_none=True)
+            if hasattr(reg, "set_step"):   # e.g. the reference subset of a stochastic regularizer
+                reg.set_step(epoch * n_batches + n_steps)
             step_data = 0.0
             step_reg = 0.0
             if manual:   # the emulator back-propagates by hand, block by block (same gradients)
@@ -521,6 +526,9 @@ def _train(batch, labels, label_names, star_ids, emulator, emulator_options, reg
 
     if best["state"] is not None:
         emu.load_state_dict(best["state"])
+    if hasattr(emu, "requires_grad_"):
+        emu.requires_grad_(False)   # the result is for inference: no autograd graphs in the fitters
+    optimizer.zero_grad(set_to_none=True)
     emu.provenance = {
         "ddpayne_version": __version__, "training_settings": dataclasses.asdict(settings),
         "emulator_options": fingerprint["emulator_options"], "regularizer": reg_info,

@@ -87,6 +87,13 @@ class KuruczRegularizer(Regularizer):
         file's own mask.
     scale : float
         Overall multiplier of the penalty.
+    refs_per_step : int, optional
+        Use a random subset of this many reference points at each optimiser step (an unbiased estimate
+        of the full penalty, scaled by n_used / refs_per_step), to cut the cost of the regularizer on a
+        CPU. The subset is drawn from ``(seed, step)`` so that training stays deterministic and resumes
+        exactly. Default: all reference points at every step (the paper's loss).
+    seed : int
+        Seed of the reference-point subsets.
     """
 
     name = "kurucz"
@@ -94,7 +101,8 @@ class KuruczRegularizer(Regularizer):
     def __init__(self, gradients, weights: Mapping[str, float] | None = None,
                  labels: Sequence[str] | None = None, derivative: str = "finite",
                  outside: str = "exclude", coverage_margin: float = 0.0, coverage_radius: float = 0.15,
-                 softness: float = 0.1, mask_hydrogen: bool = True, scale: float = 1.0):
+                 softness: float = 0.1, mask_hydrogen: bool = True, scale: float = 1.0,
+                 refs_per_step: int | None = None, seed: int = 0):
         if isinstance(gradients, GradientSpectra):
             self.gradients = gradients
             self.path = None
@@ -121,6 +129,11 @@ class KuruczRegularizer(Regularizer):
         self.softness = float(softness)
         self.mask_hydrogen = bool(mask_hydrogen)
         self.scale = float(scale)
+        if refs_per_step is not None and int(refs_per_step) < 1:
+            raise ValueError(f"refs_per_step must be >= 1 or None, got {refs_per_step}")
+        self.refs_per_step = None if refs_per_step is None else int(refs_per_step)
+        self.seed = int(seed)
+        self._step = 0
         self._train_labels = None
         self._prepared = None
         self._cache = {}
@@ -204,7 +217,8 @@ class KuruczRegularizer(Regularizer):
                 "mask_hydrogen": self.mask_hydrogen, "scale": self.scale,
                 "labels": list(p.get("labels", [])),
                 "weights": {n: self.weight_of(n) for n in p.get("labels", [])},
-                "n_refs_used": int(len(p.get("refs", []))),
+                "n_refs_used": int(len(p.get("refs", []))), "refs_per_step": self.refs_per_step,
+                "seed": self.seed,
                 "difference": self.gradients.provenance.get("difference", "forward")}
 
     def _tensors(self, emulator):
@@ -217,6 +231,19 @@ class KuruczRegularizer(Regularizer):
             phys = torch.as_tensor(np.where(p["good"], p["phys"], 0.0), dtype=dt, device=dev)
             self._cache = {key: (coef * good, phys)}   # (n_use, K, P) weights incl. pixel mask
         return self._cache[key]
+
+    def set_step(self, step: int) -> None:
+        """The optimiser step about to be taken (selects the reference subset of ``refs_per_step``)."""
+        self._step = int(step)
+
+    def _subset(self):
+        """Indices (into the used reference points) for this step and the unbiasing factor."""
+        n_use = len(self._prepared["refs"])
+        if self.refs_per_step is None or self.refs_per_step >= n_use:
+            return None, 1.0
+        rng = np.random.default_rng([self.seed, self._step])
+        idx = np.sort(rng.choice(n_use, self.refs_per_step, replace=False))
+        return idx, n_use / self.refs_per_step
 
     # ------------------------------------------------------------------ the penalty
     def penalty_backward(self, emulator, pixels=None):
@@ -237,6 +264,10 @@ class KuruczRegularizer(Regularizer):
             self._cache[key] = (weight.permute(2, 0, 1).contiguous(), phys.permute(2, 0, 1).contiguous())
         w_pix, phys_pix = self._cache[key]                                 # (P, n_ref, K)
         x = torch.as_tensor(p["ref_matrix"], dtype=dt, device=dev)
+        sub, factor = self._subset()
+        if sub is not None:
+            ti = torch.as_tensor(sub, device=dev)
+            w_pix, phys_pix, x = w_pix[:, ti] * factor, phys_pix[:, ti], x[ti]
         steps = torch.as_tensor(p["steps"], dtype=dt, device=dev)
         n_ref, K = x.shape[0], steps.numel()
         eye = torch.zeros((K, emulator.n_labels), dtype=dt, device=dev)
@@ -280,8 +311,13 @@ class KuruczRegularizer(Regularizer):
             self.check_compatible(emulator)
         p = self._prepared
         weight, phys = self._tensors(emulator)
+        refs = p["refs"]
+        sub, factor = self._subset()
+        if sub is not None:
+            ti = torch.as_tensor(sub, device=weight.device)
+            weight, phys, refs = weight[ti] * factor, phys[ti], refs[sub]
         if pixels is not None:
             weight, phys = weight[:, :, pixels], phys[:, :, pixels]
-        model = model_gradients(emulator, self.gradients, p["labels"], self.derivative, refs=p["refs"],
+        model = model_gradients(emulator, self.gradients, p["labels"], self.derivative, refs=refs,
                                 pixels=pixels)
         return (weight * (model - phys).abs()).sum()

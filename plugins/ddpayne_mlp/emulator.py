@@ -396,6 +396,7 @@ class MLPEmulator(torch.nn.Module, Emulator):
                     c["label_max"].numpy(), n_hidden=c["n_hidden"], activation=c["activation"],
                     seed=c["seed"], dtype=c["dtype"])
         model.load_state_dict(c["state"])
+        model.requires_grad_(False)   # a loaded model is for inference; the trainer re-enables gradients
         model.provenance = json.loads(c.get("provenance_json", "{}"))
         if dtype is not None:
             model.to(_dtype(dtype))
