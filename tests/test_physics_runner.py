@@ -18,9 +18,9 @@ def test_reference_points():
     assert len(t) == 101
     assert set(t["REF_KIND"]) == {"dwarf", "subgiant", "giant", "hb"}
     assert t["FE_H"].min() == -3.0 and t["FE_H"].max() == 0.5
-    # the paper's Fig. 9 star comes first, a giant within the first five
+    # the paper's Fig. 9 star comes first, a giant second
     assert (t["TEFF"][0], t["LOGG"][0], t["FE_H"][0]) == (5900.0, 4.0, -0.5)
-    assert "giant" in list(t["REF_KIND"][:5])
+    assert t["REF_KIND"][1] == "giant"
     assert np.all((t["VMIC"] >= 0.5) & (t["VMIC"] <= 2.5))
 
 
@@ -31,7 +31,7 @@ def test_plan_interleaves_and_is_deterministic():
     assert [j["labels"] for j in p1["jobs"]] == [j["labels"] for j in p2["jobs"]]
     ids = [j["id"] for j in p1["jobs"]]
     assert len(ids) == len(set(ids)) == 101 * 16 + 100
-    assert ids[0] == "grad-r000-base" and ids[16] == "grad-r001-base" and ids[32].startswith("mock-")
+    assert ids[0] == "grad-r000-base" and ids[16].startswith("mock-") and ids[48] == "grad-r001-base"
     # each perturbed job differs from its base by exactly the step of its label
     base = p1["jobs"][0]["labels"]
     for j in p1["jobs"][1:16]:

@@ -71,9 +71,10 @@ def _locus(feh: float) -> list[tuple[str, float, float]]:
     return pts
 
 
-#: Extra points: the paper's Fig. 9 star first, then a solar twin, a metal-poor turn-off star and two giants.
-EXTRA_POINTS = (("dwarf", 5900.0, 4.0, -0.5), ("dwarf", 5777.0, 4.44, 0.0), ("dwarf", 6200.0, 4.1, -1.2),
-                ("giant", 4800.0, 2.5, -0.5), ("giant", 4500.0, 1.8, -1.5))
+#: Extra points: the paper's Fig. 9 star first, then a giant, a solar twin, a metal-poor turn-off star and a
+#: metal-poor giant.
+EXTRA_POINTS = (("dwarf", 5900.0, 4.0, -0.5), ("giant", 4800.0, 2.5, -0.5), ("dwarf", 5777.0, 4.44, 0.0),
+                ("dwarf", 6200.0, 4.1, -1.2), ("giant", 4500.0, 1.8, -1.5))
 
 
 def reference_points() -> Table:

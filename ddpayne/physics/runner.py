@@ -13,8 +13,8 @@ A killed run loses at most the jobs in flight; rerunning skips every job whose f
 an ETA (from the measured rate of this run) are appended to ``<workdir>/progress.log``.
 
 Job order interleaves the gradient product and the mock library so that both grow from the start:
-reference points 0 and 1 (16 jobs each: base + 15 forward steps), then repeatedly 32 mock stars and one
-more reference point.
+reference point 0 (16 jobs: base + 15 forward steps), then repeatedly 32 mock stars and the next reference
+point.
 
 Usage::
 
@@ -74,8 +74,8 @@ def make_plan(n_mock: int = DEFAULT_N_MOCK, mock_seed: int = DEFAULT_MOCK_SEED,
     mock_jobs = [{"id": f"mock-{int(m['STAR_ID']):05d}", "kind": "mock", "index": int(m["STAR_ID"]),
                   "pop": str(m["POP"]), "star_kind": str(m["KIND"]),
                   "labels": {n: float(m[n]) for n in LABEL_NAMES}} for m in mocks]
-    jobs = grad_blocks[0] + grad_blocks[1]
-    gi, mi = 2, 0
+    jobs = list(grad_blocks[0])
+    gi, mi = 1, 0
     while gi < len(grad_blocks) or mi < len(mock_jobs):
         jobs += mock_jobs[mi:mi + 32]
         mi += 32
