@@ -216,3 +216,17 @@ def test_reference_subsets_per_step_are_unbiased_and_deterministic():
     sub.set_step(3)
     sub.set_step(17)
     assert float(sub.penalty(emu).detach()) == a
+
+
+def test_default_gradient_product(monkeypatch, tmp_path):
+    import ddpayne.physics.build_gradients as bg
+
+    monkeypatch.setattr(bg, "DEFAULT_PRODUCT", tmp_path / "absent.fits")
+    with pytest.raises(FileNotFoundError, match="needs gradient spectra.*regularizer='none'"):
+        registry.create("regularizer", "kurucz")
+    emu = emulator()
+    own_gradients(emu, refs()).write(tmp_path / "absent.fits")
+    reg = registry.create("regularizer", "kurucz")
+    assert reg.describe()["path"] == str(tmp_path / "absent.fits")
+    # the file stores float16 gradients (~5e-4 relative), so the own-gradient penalty is small, not 0
+    assert float(reg.penalty(emu).detach()) < 0.01 * float(reg.penalty(emulator(seed=8)).detach())

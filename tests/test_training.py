@@ -157,6 +157,11 @@ def test_exact_resume_after_a_kill(tmp_path):
     assert states_equal(straight, resumed)
     for col in ("epoch", "data_train", "data_val", "reg", "loss_val", "lr"):
         np.testing.assert_array_equal(np.asarray(h_straight[col]), np.asarray(h_resumed[col]))
+    # a finished run loads from its checkpoint without training again
+    again = []
+    done, h_done = train_emulator(batch, lab, LABELS, checkpoint_dir=tmp_path,
+                                  callback=lambda e, r: again.append(e), **kw)
+    assert again == [] and states_equal(done, straight) and len(h_done) == 5
     # a checkpoint from another run is refused
     with pytest.raises(IncompatibleModelError, match="another training run"):
         train_emulator(batch, lab[::-1].copy(), LABELS, checkpoint_dir=tmp_path, **kw)

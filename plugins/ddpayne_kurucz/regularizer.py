@@ -65,8 +65,9 @@ class KuruczRegularizer(Regularizer):
 
     Parameters
     ----------
-    gradients : str, path or GradientSpectra
-        The gradient-spectra file (or object) on the model's wavelength grid.
+    gradients : str, path or GradientSpectra, optional
+        The gradient-spectra file (or object) on the model's wavelength grid. Default: the DESI product
+        ``ddpayne/data/gradients_desi.fits`` when it is installed.
     weights : mapping, optional
         Per-label D_k overriding the defaults (module docstring); a label given weight 0 is not
         regularized.
@@ -98,11 +99,21 @@ class KuruczRegularizer(Regularizer):
 
     name = "kurucz"
 
-    def __init__(self, gradients, weights: Mapping[str, float] | None = None,
+    def __init__(self, gradients=None, weights: Mapping[str, float] | None = None,
                  labels: Sequence[str] | None = None, derivative: str = "finite",
                  outside: str = "exclude", coverage_margin: float = 0.0, coverage_radius: float = 0.15,
                  softness: float = 0.1, mask_hydrogen: bool = True, scale: float = 1.0,
                  refs_per_step: int | None = None, seed: int = 0):
+        if gradients is None:
+            from ddpayne.physics.build_gradients import DEFAULT_PRODUCT
+
+            if not Path(DEFAULT_PRODUCT).exists():
+                raise FileNotFoundError(
+                    f"the kurucz regularizer needs gradient spectra: pass regularizer_options="
+                    f"{{'gradients': 'file.fits'}} (a GradientSpectra file on the model's grid); the DESI "
+                    f"product {DEFAULT_PRODUCT} is not installed (build it with python -m "
+                    f"ddpayne.physics.build_gradients), or train with regularizer='none'")
+            gradients = DEFAULT_PRODUCT
         if isinstance(gradients, GradientSpectra):
             self.gradients = gradients
             self.path = None
