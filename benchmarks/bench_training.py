@@ -70,30 +70,31 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def batched_epochs(batch, labels, regularizer, options, epochs, threads):
+def batched_epochs(batch, labels, regularizer, options, epochs, threads, device="cpu"):
     rows = []
 
     def cb(epoch, row):
         rows.append((row["seconds"], rss_mb()))
 
     s = TrainingSettings(epochs=epochs, batch_size=BATCH, validation_fraction=0.0, progress=False,
-                         num_threads=threads, allow_underdetermined=True)
+                         num_threads=threads, allow_underdetermined=True, device=device)
     train_emulator(batch, labels, LABEL_NAMES, regularizer=regularizer, regularizer_options=options,
                    emulator_options={"n_hidden": N_HIDDEN}, settings=s, callback=cb)
     return rows
 
 
-def naive_epoch(batch, labels, n_pix_subset: int, seed: int = 0) -> float:
+def naive_epoch(batch, labels, n_pix_subset: int, seed: int = 0, device: str = "cpu") -> float:
     """One epoch of per-pixel torch.nn modules trained pixel by pixel (seconds for the subset)."""
     torch.manual_seed(seed)
-    x = torch.as_tensor((labels - labels.min(0)) / np.ptp(labels, 0) - 0.5, dtype=torch.float32)
-    y = torch.as_tensor(batch.flux[:, :n_pix_subset])
-    w = torch.as_tensor(batch.ivar[:, :n_pix_subset])
+    x = torch.as_tensor((labels - labels.min(0)) / np.ptp(labels, 0) - 0.5, dtype=torch.float32,
+                        device=device)
+    y = torch.as_tensor(batch.flux[:, :n_pix_subset], device=device)
+    w = torch.as_tensor(batch.ivar[:, :n_pix_subset], device=device)
     nets = [torch.nn.Sequential(torch.nn.Linear(15, N_HIDDEN), torch.nn.Sigmoid(),
                                 torch.nn.Linear(N_HIDDEN, N_HIDDEN), torch.nn.Sigmoid(),
-                                torch.nn.Linear(N_HIDDEN, 1)) for _ in range(n_pix_subset)]
+                                torch.nn.Linear(N_HIDDEN, 1)).to(device) for _ in range(n_pix_subset)]
     opts = [torch.optim.Adam(n.parameters(), lr=0.01) for n in nets]
-    perm = torch.randperm(N_STARS)
+    perm = torch.randperm(N_STARS).to(device)
     t0 = time.perf_counter()
     for p, (net, opt) in enumerate(zip(nets, opts)):
         for b0 in range(0, N_STARS, BATCH):
@@ -103,16 +104,22 @@ def naive_epoch(batch, labels, n_pix_subset: int, seed: int = 0) -> float:
             loss = ((f - y[idx, p]) ** 2 * w[idx, p]).mean()
             loss.backward()
             opt.step()
+    if device != "cpu":
+        torch.cuda.synchronize()
     return time.perf_counter() - t0
 
 
-def matmul_gflops(n: int = 4096, reps: int = 5) -> float:
-    a = torch.randn(n, n)
-    b = torch.randn(n, n)
+def matmul_gflops(n: int = 4096, reps: int = 5, device: str = "cpu") -> float:
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
     a @ b
+    if device != "cpu":
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     for _ in range(reps):
         a @ b
+    if device != "cpu":
+        torch.cuda.synchronize()
     return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
 
 
@@ -122,6 +129,7 @@ def main(argv=None):
     ap.add_argument("--naive-pixels", type=int, default=150)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--quick", action="store_true", help="1000 pixels instead of 7781")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (both the batched and the naive code)")
     ap.add_argument("--skip-regularizer", action="store_true")
     ap.add_argument("--analytic", action="store_true",
                     help="also time the regularizer with analytic model derivatives")
@@ -136,10 +144,10 @@ def main(argv=None):
     flop_fwd = 2 * (L * H + H * H + H)              # multiply-adds per star per pixel, forward
     flops_epoch = 3 * flop_fwd * N_STARS * n_pix    # forward + backward (~2x forward)
 
-    gf_ref = matmul_gflops()
+    gf_ref = matmul_gflops(device=args.device)
     print(f"dense float32 matmul 4096^2: {gf_ref:.1f} GFLOP/s", flush=True)
 
-    rows = batched_epochs(batch, labels, "none", None, args.epochs, args.threads)
+    rows = batched_epochs(batch, labels, "none", None, args.epochs, args.threads, args.device)
     times = [r[0] for r in rows]
     steady = times[1:] if len(times) > 1 else times
     t_epoch = float(np.min(steady))      # least-disturbed epoch (the machine may be shared), as timeit
@@ -147,7 +155,7 @@ def main(argv=None):
     print("batched epochs (data term only): " + ", ".join(f"{t:.2f}s" for t in times), flush=True)
     print("RSS after each epoch (MB): " + ", ".join(f"{r[1]:.0f}" for r in rows), flush=True)
 
-    t_naive_sub = naive_epoch(batch, labels, args.naive_pixels)
+    t_naive_sub = naive_epoch(batch, labels, args.naive_pixels, device=args.device)
     t_naive = t_naive_sub * n_pix / args.naive_pixels
     print(f"naive per-pixel nn.Module loop: {t_naive_sub:.2f}s for {args.naive_pixels} pixels -> "
           f"{t_naive:.1f}s scaled to {n_pix} pixels", flush=True)
@@ -156,7 +164,8 @@ def main(argv=None):
     if not args.skip_regularizer:
         for deriv in (("finite", "analytic") if args.analytic else ("finite",)):
             r = batched_epochs(batch, labels, "kurucz", {"gradients": grads, "derivative": deriv,
-                                                         "outside": "include"}, 1, args.threads)
+                                                         "outside": "include"}, 1, args.threads,
+                               args.device)
             reg_rows[deriv] = r[0][0]
             print(f"batched epoch with the Kurucz regularizer ({deriv} derivatives, 101 refs x 15 labels):"
                   f" {r[0][0]:.2f}s, RSS {r[0][1]:.0f} MB", flush=True)
