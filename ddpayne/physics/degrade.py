@@ -213,3 +213,35 @@ def degrade_to_survey(wave_vac_hires: np.ndarray, flux_hires: np.ndarray, grid: 
     ivar = np.where(np.isfinite(conv), 1.0, 0.0)
     norm, nivar, _ = normalise(grid, np.where(np.isfinite(conv), conv, 1.0), ivar, width=continuum_width)
     return np.where(nivar > 0, norm, np.nan)
+
+
+def degrade_with_resolution_matrices(wave_vac_hires: np.ndarray, flux_hires: np.ndarray,
+                                     arms: dict, grid: np.ndarray | None = None,
+                                     continuum_width: float = 20.0) -> np.ndarray:
+    """Like :func:`degrade_to_survey`, but with DESI's per-arm RESOLUTION matrices instead of a Gaussian.
+
+    Parameters
+    ----------
+    arms : dict
+        ``{arm_name: (arm_wavelength, resolution_data)}`` with ``resolution_data`` of shape
+        ``(ndiag, n_arm_pix)`` (one fibre's ``B_RESOLUTION[i]`` etc. from a coadd file).
+    grid : ndarray, optional
+        Merged grid (default DESI's). Each arm is degraded on its own pixels, resampled onto ``grid``
+        (:func:`ddpayne.prepare.resample.resample`) and the arms are averaged where they overlap (equal
+        weights: the spectrum is noiseless), then normalised as the data.
+    """
+    from ..prepare.resample import resample
+    grid = desi_grid() if grid is None else np.asarray(grid, float)
+    num = np.zeros(grid.size)
+    den = np.zeros(grid.size)
+    for name, (arm_wave, rdata) in arms.items():
+        f = apply_resolution_matrix(wave_vac_hires, flux_hires, arm_wave, rdata)
+        ok = np.isfinite(f)
+        fo, io = resample(np.asarray(arm_wave, float), np.where(ok, f, 0.0)[None], ok.astype(float)[None], grid)
+        w = (io[0] > 0).astype(float)
+        num += w * fo[0]
+        den += w
+    conv = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    ivar = np.where(np.isfinite(conv), 1.0, 0.0)
+    norm, nivar, _ = normalise(grid, np.where(np.isfinite(conv), conv, 1.0), ivar, width=continuum_width)
+    return np.where(nivar > 0, norm, np.nan)
