@@ -179,10 +179,11 @@ def main(argv=None):
     print(f"  epoch, naive per-pixel loop (scaled)  {t_naive:8.1f} s")
     print(f"  speed-up batched / naive              {t_naive / t_epoch:8.1f} x   (target >= 50 x; "
           f"{t_naive / t_median:.1f} x with the median epoch)")
-    print(f"  naive time per pixel per step         {t_naive_sub / args.naive_pixels / steps * 1e3:8.2f} ms; "
-          f"at the dense-matmul rate the batched step would need {flop_step / gf_ref / 1e9 * 1e3:.3f} ms, "
-          f"so the ratio cannot exceed {t_naive_sub / args.naive_pixels / steps / (flop_step / gf_ref / 1e9):.0f} x "
-          f"on this machine")
+    naive_step = t_naive_sub / args.naive_pixels / steps
+    ideal_step = flop_step / gf_ref / 1e9
+    print(f"  naive time per pixel per step         {naive_step * 1e3:8.2f} ms; at the dense-matmul rate the "
+          f"batched step would need {ideal_step * 1e3:.3f} ms, so the ratio cannot exceed "
+          f"{naive_step / ideal_step:.0f} x on this machine")
     print(f"  achieved FLOP rate (batched)          {gf:8.1f} GFLOP/s = {gf / gf_ref:.2f} of a dense matmul "
           f"({gf_ref:.1f} GFLOP/s)")
     for k, v in reg_rows.items():

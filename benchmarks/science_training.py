@@ -76,7 +76,8 @@ def fidelity(lib, grads, args, out: Path) -> dict:
     s = TrainingSettings(epochs=args.epochs, seed=args.seed, device=args.device,
                          checkpoint_every=max(1, args.epochs // 20), num_threads=args.threads)
     emu, hist = train_emulator(batch, lab, LABEL_NAMES, regularizer_options={"gradients": grads},
-                               emulator_options={"n_hidden": args.hidden}, settings=s, checkpoint_dir=out / "fidelity-ckpt", output=out / "fidelity.pt")
+                               emulator_options={"n_hidden": args.hidden}, settings=s,
+                               checkpoint_dir=out / "fidelity-ckpt", output=out / "fidelity.pt")
     hist.write(out / "fidelity-history.ecsv", format="ascii.ecsv", overwrite=True)
     rho = gradient_correlation(emu, grads, train_labels=lab)
     rho.write(out / "fidelity-rho.ecsv", format="ascii.ecsv", overwrite=True)
@@ -97,8 +98,9 @@ def regularizer_matters(lib, grads, args, out: Path) -> dict:
     tied = np.flatnonzero(np.abs(resid) < args.tie)
     breaking = np.flatnonzero(np.abs(resid) > args.break_)
     if tied.size < args.n_small or breaking.size < 10:
-        raise SystemExit(f"library has {tied.size} stars within {args.tie} dex of the [Mg/Fe]-[Fe/H] relation "
-                         f"and {breaking.size} breaking it by > {args.break_} dex: need {args.n_small} and 10")
+        raise SystemExit(f"library has {tied.size} stars within {args.tie} dex of the [Mg/Fe]-[Fe/H] "
+                         f"relation and {breaking.size} breaking it by > {args.break_} dex: need "
+                         f"{args.n_small} and 10")
     train = rng.choice(tied, args.n_small, replace=False)
     test = rng.choice(breaking, min(args.n_test, breaking.size), replace=False)
     snr = rng.uniform(20, 150, train.size)

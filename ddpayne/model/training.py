@@ -4,8 +4,9 @@ The loss minimised at every step (one mini-batch of ``batch_size`` spectra) is, 
 
 .. math::
 
-    \\mathcal L_\\lambda = \\frac{1}{N_b}\\sum_{i\\in b} \\big(f_\\lambda(\\ell_i) - f_{{\\rm obs},i,\\lambda}\\big)^2
-        \\, {\\rm ivar}_{i,\\lambda} \\; + \\; R_\\lambda
+    \\mathcal L_\\lambda = \\frac{1}{N_b}\\sum_{i\\in b}
+        \\big(f_\\lambda(\\ell_i) - f_{{\\rm obs},i,\\lambda}\\big)^2 \\, {\\rm ivar}_{i,\\lambda}
+        \\; + \\; R_\\lambda
 
 with :math:`R_\\lambda` the regularizer's term (the Kurucz gradient term for ``regularizer='kurucz'``),
 and the optimiser minimises Σ_λ 𝓛_λ. Every pixel has its own network, so this is exactly the paper's
@@ -40,7 +41,7 @@ from .. import __version__, registry
 from ..exceptions import DDPayneError, IncompatibleModelError
 from ..io.atomic import atomic_path
 from ..labels import LABEL_NAMES, LABEL_UNIT_STRINGS
-from .emulator import Emulator, load_emulator  # noqa: F401  (re-exported for convenience)
+from .emulator import Emulator, load_emulator  # noqa: F401  (load_emulator re-exported for convenience)
 
 log = logging.getLogger(__name__)
 
@@ -351,9 +352,9 @@ def _train(batch, labels, label_names, star_ids, emulator, emulator_options, reg
     n_par = emu.n_parameters_per_pixel
     n_con = len(train_idx) + int(getattr(reg, "n_constraints_per_pixel", 0) or 0)
     if n_par and n_con < n_par and not settings.allow_underdetermined:
+        extra = f" + {n_con - len(train_idx)} gradient constraints" if n_con > len(train_idx) else ""
         raise TrainingSetError(
-            f"the training set has {len(train_idx)} training spectra"
-            f"{' + ' + str(n_con - len(train_idx)) + ' gradient constraints' if n_con > len(train_idx) else ''}"
+            f"the training set has {len(train_idx)} training spectra{extra}"
             f" = {n_con} constraints per pixel, fewer than the {n_par} free parameters of each pixel's "
             f"model ({type(emu).__name__} with {len(label_names)} labels): add training stars, use a "
             f"smaller network (e.g. emulator_options={{'n_hidden': 10}}), or set "

@@ -193,9 +193,10 @@ class KuruczRegularizer(Regularizer):
             w = np.ones(len(ref))
         use = np.flatnonzero(w > 1e-6)
         if use.size == 0:
+            ranges = dict(zip(emulator.label_names, zip(emulator.label_min, emulator.label_max)))
             raise IncompatibleModelError(
                 f"none of the {g.n_ref} reference points of the gradient spectra lies inside the training "
-                f"label coverage of the emulator (ranges {dict(zip(emulator.label_names, zip(emulator.label_min, emulator.label_max)))}): "
+                f"label coverage of the emulator (ranges {ranges}): "
                 f"use outside='downweight' or 'include', widen coverage_margin/coverage_radius, or use "
                 f"gradient spectra computed inside the training coverage")
         good = ~g.mask
