@@ -208,7 +208,7 @@ def build_library(workdir: str | Path, out: str | Path = DEFAULT_LIBRARY, comman
     jobs = [j for j in plan["jobs"] if j["kind"] == "mock"]
     rows, fluxes, wave = [], [], None
     for j in jobs:
-        r = load_result(workdir, j["id"])
+        r = load_result(workdir, j["id"], expect_labels=j["labels"])
         if r is None:
             continue
         wave = r["wavelength"] if wave is None else wave

@@ -42,7 +42,7 @@ def build(workdir: str | Path, out: str | Path | None = DEFAULT_PRODUCT, command
     wave = None
     for r in refs:
         block = {(j["label"] or "base"): j for j in jobs if j["ref"] == r}
-        res = {k: load_result(workdir, j["id"]) for k, j in block.items()}
+        res = {k: load_result(workdir, j["id"], expect_labels=j["labels"]) for k, j in block.items()}
         if any(v is None for v in res.values()):
             continue
         wave = res["base"]["wavelength"] if wave is None else wave

@@ -106,20 +106,30 @@ def result_path(workdir: Path, job_id: str) -> Path:
     return Path(workdir) / "results" / f"{job_id}.npz"
 
 
-def load_result(workdir: str | Path, job_id: str) -> dict | None:
-    """A finished job's result (``flux``, ``wavelength``, ``labels``, ...) or None if not done."""
+def load_result(workdir: str | Path, job_id: str, expect_labels: dict | None = None) -> dict | None:
+    """A finished job's result (``flux``, ``wavelength``, ``labels``, ...) or None if not done.
+
+    With ``expect_labels``, a result computed for other labels (a plan changed after it was made) is
+    reported and treated as not done.
+    """
     p = result_path(Path(workdir), job_id)
     if not p.exists():
         return None
     try:
         z = np.load(p)
-        return {"flux": z["flux"].astype(float), "wavelength": z["wavelength"],
-                "labels": json.loads(str(z["labels"])), "seconds": float(z["seconds"]),
-                "air_start": float(z["air_start"]), "air_step": float(z["air_step"]),
-                "hires_depth": z["hires_depth"]}
+        out = {"flux": z["flux"].astype(float), "wavelength": z["wavelength"],
+               "labels": json.loads(str(z["labels"])), "seconds": float(z["seconds"]),
+               "air_start": float(z["air_start"]), "air_step": float(z["air_step"]),
+               "hires_depth": z["hires_depth"]}
     except Exception as err:  # a damaged file: report and treat as not done
         log.warning("damaged result %s (%s): it will be recomputed", p, err)
         return None
+    if expect_labels is not None:
+        diff = [k for k, v in expect_labels.items() if abs(out["labels"].get(k, np.nan) - v) > 1e-9]
+        if diff:
+            log.warning("result %s was computed for other labels (%s) than the plan's: ignored", p, diff)
+            return None
+    return out
 
 
 # ----------------------------------------------------------------------------- workers

