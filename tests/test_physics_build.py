@@ -1,0 +1,33 @@
+"""MOOG build helpers: clear errors without a compiler (runs everywhere, builds nothing)."""
+import pytest
+
+import ddpayne_moog.build as build
+
+
+def test_missing_gfortran_gives_clear_error(monkeypatch):
+    monkeypatch.delenv("FC", raising=False)
+    monkeypatch.setattr(build.shutil, "which", lambda name: None)
+    with pytest.raises(build.MoogBuildError, match="gfortran was not found.*apt-get install gfortran"):
+        build.moog_binary()
+
+
+def test_cache_dir_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("DDPAYNE_MOOG_CACHE", str(tmp_path))
+    assert build.cache_dir() == tmp_path
+
+
+def test_patch_raises_strong_line_limit(tmp_path):
+    """The strong-line patch on a minimal copy of MOOG's Inlines.f statements."""
+    src = tmp_path
+    (src / "Begin.f").write_text("      open (nfbarklem,file='$DATADIR/Barklem.dat')\n")
+    (src / "Moogsilent.f").write_text("      moogpath = '$SRCDIR'\n      machine = \"$MACHINE\"\n")
+    inl = ("      real*8 swave1(40), satom1(40), se(40),sgf(40),\n"
+           "     .       sdampnum(40),sd0(40),swidth(40), scharge(40)\n"
+           "         do j=1,41\n         if (nstrong .gt. 40) then\n")
+    (src / "Inlines.f").write_text(inl)
+    build._patch(src)
+    out = (src / "Inlines.f").read_text()
+    assert f"({build.MAX_STRONG})" in out and "(40)" not in out
+    assert f"do j=1,{build.MAX_STRONG + 1}" in out and f"nstrong .gt. {build.MAX_STRONG}" in out
+    assert str(src) in (src / "Begin.f").read_text()
+    assert "smstub.c" in [p.name for p in src.iterdir()]
