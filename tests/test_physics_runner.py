@@ -119,3 +119,30 @@ def test_run_skips_finished_jobs(tmp_path, monkeypatch):
     assert not called
     log = (tmp_path / "progress.log").read_text()
     assert f"17/{101 * 16 + 5} done" in log  # 16 of point 0 + the base of point 1
+
+
+def test_redegrade_from_hires():
+    """A result's stored high-resolution spectrum re-degrades to LAMOST and back to DESI consistently."""
+    from ddpayne.physics.airvac import vacuum_to_air
+    from ddpayne.physics.degrade import degrade_to_survey
+    from ddpayne.prepare.grid import lamost_grid
+    step = 0.05
+    a0 = float(vacuum_to_air(np.array([3590.0]))[0])
+    air = a0 + step * np.arange(int((9835 - 3590) / step))
+    from ddpayne.physics.airvac import air_to_vacuum
+    vac = air_to_vacuum(air)
+    flux = 1 - 0.5 * np.exp(-0.5 * ((vac - 6000.0) / 0.3) ** 2)
+    depth = np.round((1 - flux) * 1e4).astype(np.uint16)
+    grid = desi_grid()
+    res = {"hires_depth": depth, "air_start": a0, "air_step": step, "wavelength": grid,
+           "flux": degrade_to_survey(vac, 1 - depth * 1e-4, grid)}
+    g, f = runner.degraded_flux(res, "lamost")
+    np.testing.assert_array_equal(g, lamost_grid())
+    assert np.all(np.isfinite(f))
+    i = np.argmin(np.abs(g - 6000.0))
+    assert f[i] < 0.9 and abs(g[np.argmin(f)] - 6000.0) < 1.5
+    g2, f2 = runner.degraded_flux(res, "desi")
+    w, fh = runner.hires_spectrum(res)
+    np.testing.assert_allclose(degrade_to_survey(w, fh, grid), f2, atol=1e-9, equal_nan=True)
+    with pytest.raises(ValueError, match="instrument"):
+        runner.degraded_flux(res, "sdss")

@@ -199,10 +199,11 @@ class MockLibrary:
         return cls(wave, flux, labels, prov)
 
 
-def build_library(workdir: str | Path, out: str | Path = DEFAULT_LIBRARY, command: str | None = None
-                  ) -> MockLibrary:
-    """Collect the finished mock-star syntheses in ``workdir`` into a library file."""
-    from ..physics.runner import load_plan, load_result
+def build_library(workdir: str | Path, out: str | Path = DEFAULT_LIBRARY, command: str | None = None,
+                  instrument: str = "desi") -> MockLibrary:
+    """Collect the finished mock-star syntheses in ``workdir`` into a library file (``instrument='lamost'``
+    re-degrades the stored high-resolution spectra to LAMOST)."""
+    from ..physics.runner import degraded_flux, load_plan, load_result
     workdir = Path(workdir)
     plan = load_plan(workdir)
     jobs = [j for j in plan["jobs"] if j["kind"] == "mock"]
@@ -211,8 +212,9 @@ def build_library(workdir: str | Path, out: str | Path = DEFAULT_LIBRARY, comman
         r = load_result(workdir, j["id"], expect_labels=j["labels"])
         if r is None:
             continue
-        wave = r["wavelength"] if wave is None else wave
-        fluxes.append(r["flux"])
+        w, f = degraded_flux(r, instrument)
+        wave = w if wave is None else wave
+        fluxes.append(f)
         rows.append(j)
     if not rows:
         raise RuntimeError(f"no finished mock-star syntheses in {workdir}")
@@ -224,7 +226,8 @@ def build_library(workdir: str | Path, out: str | Path = DEFAULT_LIBRARY, comman
         t[name] = [j["labels"][name] for j in rows]
         t[name].unit = LABEL_UNIT_STRINGS[name]
     prov = {"n_stars": len(rows), "n_planned": len(jobs), "label_seed": plan["mock_seed"],
-            "instrument": plan["instrument"], "synthesis": plan["provenance"],
+            "instrument": plan["instrument"] if instrument == "desi" else instrument,
+            "synthesis": plan["provenance"],
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "command": command or "python -m ddpayne.mock.library build"}
     lib = MockLibrary(wave, np.array(fluxes), t, prov)
@@ -240,11 +243,12 @@ def main(argv=None):
     b = sub.add_parser("build", help="collect finished syntheses into a library FITS file")
     b.add_argument("--workdir", default="work-synth")
     b.add_argument("--out", default=str(DEFAULT_LIBRARY))
+    b.add_argument("--instrument", default="desi", choices=["desi", "lamost"])
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.cmd == "build":
         cmd = "python -m ddpayne.mock.library " + " ".join(sys.argv[1:] if argv is None else argv)
-        lib = build_library(args.workdir, args.out, command=cmd)
+        lib = build_library(args.workdir, args.out, command=cmd, instrument=args.instrument)
         print(f"{len(lib)} stars written to {args.out}")
 
 

@@ -23,16 +23,20 @@ from .. import __version__
 from ..labels import LABEL_NAMES
 from ..prepare.masks import hydrogen_mask
 from .gradients import GradientSpectra
-from .runner import load_plan, load_result
+from .runner import INSTRUMENTS, degraded_flux, load_plan, load_result
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PRODUCT = Path(__file__).resolve().parent.parent / "data" / "gradients_desi.fits"
 
 
-def build(workdir: str | Path, out: str | Path | None = DEFAULT_PRODUCT, command: str | None = None
-          ) -> GradientSpectra:
-    """Collect complete reference points from ``workdir`` into a :class:`GradientSpectra` (and write it)."""
+def build(workdir: str | Path, out: str | Path | None = DEFAULT_PRODUCT, command: str | None = None,
+          instrument: str = "desi") -> GradientSpectra:
+    """Collect complete reference points from ``workdir`` into a :class:`GradientSpectra` (and write it).
+
+    ``instrument='lamost'`` re-degrades the stored high-resolution spectra to LAMOST (R = 1800,
+    log-linear grid, L = 50 Å) instead of using the stored DESI spectra.
+    """
     workdir = Path(workdir)
     plan = load_plan(workdir)
     jobs = [j for j in plan["jobs"] if j["kind"] == "grad"]
@@ -45,9 +49,10 @@ def build(workdir: str | Path, out: str | Path | None = DEFAULT_PRODUCT, command
         res = {k: load_result(workdir, j["id"], expect_labels=j["labels"]) for k, j in block.items()}
         if any(v is None for v in res.values()):
             continue
-        wave = res["base"]["wavelength"] if wave is None else wave
-        base_list.append(res["base"]["flux"])
-        pert_list.append(np.stack([res[n]["flux"] for n in LABEL_NAMES]))
+        deg = {k: degraded_flux(v, instrument) for k, v in res.items()}
+        wave = deg["base"][0] if wave is None else wave
+        base_list.append(deg["base"][1])
+        pert_list.append(np.stack([deg[n][1] for n in LABEL_NAMES]))
         ref_labels.append([block["base"]["labels"][n] for n in LABEL_NAMES])
         kinds.append(block["base"]["ref_kind"])
         ref_ids.append(r)
@@ -59,8 +64,12 @@ def build(workdir: str | Path, out: str | Path | None = DEFAULT_PRODUCT, command
     mask = hydrogen_mask(wave) | ~covered
     base = np.where(np.isfinite(base), base, 1.0)
     pert = np.where(np.isfinite(pert), pert, 1.0)
+    inst = (plan["instrument"] if instrument == "desi" else
+            {"name": instrument.upper(), "grid": INSTRUMENTS[instrument][0],
+             "lsf": f"Gaussian, resolution preset {INSTRUMENTS[instrument][1]!r}",
+             "continuum": f"ddpayne.prepare.continuum.normalise L={INSTRUMENTS[instrument][2]} A"})
     prov = {
-        "instrument": "DESI", **{f"instrument_{k}": v for k, v in plan["instrument"].items()},
+        "instrument": inst["name"], **{f"instrument_{k}": v for k, v in inst.items()},
         "synthesis": plan["provenance"], "synthesis_settings": plan["settings"],
         "difference": "forward", "n_ref_included": len(ref_ids), "n_ref_planned": len(refs),
         "ref_ids": ref_ids, "reference_loci": "ddpayne.physics.references.reference_points()",
@@ -83,10 +92,11 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", default="work-synth")
     ap.add_argument("--out", default=str(DEFAULT_PRODUCT))
+    ap.add_argument("--instrument", default="desi", choices=sorted(INSTRUMENTS))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cmd = "python -m ddpayne.physics.build_gradients " + " ".join(sys.argv[1:] if argv is None else argv)
-    g = build(args.workdir, args.out, command=cmd.strip())
+    g = build(args.workdir, args.out, command=cmd.strip(), instrument=args.instrument)
     print(f"{g.n_ref} reference points ({g.provenance['n_ref_planned']} planned) written to {args.out}")
 
 

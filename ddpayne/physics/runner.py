@@ -132,6 +132,33 @@ def load_result(workdir: str | Path, job_id: str, expect_labels: dict | None = N
     return out
 
 
+#: Instruments a result can be re-degraded to from its stored high-resolution spectrum:
+#: name -> (grid function, resolution preset, continuum kernel width L in Å).
+INSTRUMENTS = {"desi": ("desi_grid", "desi", 20.0), "lamost": ("lamost_grid", "lamost", 50.0)}
+
+
+def hires_spectrum(result: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The stored MOOG spectrum of a result: (vacuum wavelength, flux normalised to the true continuum)."""
+    from .airvac import air_to_vacuum
+    depth = np.asarray(result["hires_depth"], float) * 1e-4
+    air = result["air_start"] + result["air_step"] * np.arange(depth.size)
+    return air_to_vacuum(air), 1.0 - depth
+
+
+def degraded_flux(result: dict, instrument: str = "desi") -> tuple[np.ndarray, np.ndarray]:
+    """(grid, normalised flux) of a result for ``instrument``: DESI's is stored, others are re-degraded
+    from the high-resolution spectrum with :func:`~ddpayne.physics.degrade.degrade_to_survey`."""
+    if instrument not in INSTRUMENTS:
+        raise ValueError(f"unknown instrument {instrument!r}; known: {sorted(INSTRUMENTS)}")
+    if instrument == "desi":
+        return result["wavelength"], result["flux"]
+    from ..prepare import grid as grids
+    gname, res, width = INSTRUMENTS[instrument]
+    g = getattr(grids, gname)()
+    w, f = hires_spectrum(result)
+    return g, degrade_to_survey(w, f, g, resolution=res, continuum_width=width)
+
+
 # ----------------------------------------------------------------------------- workers
 _SYN = None
 
