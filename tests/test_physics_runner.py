@@ -139,8 +139,10 @@ def test_redegrade_from_hires():
     g, f = runner.degraded_flux(res, "lamost")
     np.testing.assert_array_equal(g, lamost_grid())
     assert np.all(np.isfinite(f))
-    i = np.argmin(np.abs(g - 6000.0))
-    assert f[i] < 0.9 and abs(g[np.argmin(f)] - 6000.0) < 1.5
+    # LAMOST R = 1800: the 0.3 Å line is broadened to sigma = hypot(0.3, 6000/1800/2.3548)
+    sig = np.hypot(0.3, 6000.0 / 1800.0 / 2.3548)
+    assert 1 - f.min() == pytest.approx(0.5 * 0.3 / sig, abs=0.01)
+    assert abs(g[np.argmin(f)] - 6000.0) < 1.5
     g2, f2 = runner.degraded_flux(res, "desi")
     w, fh = runner.hires_spectrum(res)
     np.testing.assert_allclose(degrade_to_survey(w, fh, grid), f2, atol=1e-9, equal_nan=True)
