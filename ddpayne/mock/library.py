@@ -19,7 +19,7 @@ Populations (column ``POP``) with weights thin 0.50, thick 0.27, halo 0.13, GES-
 * VMIC = :func:`ddpayne.physics.references.vmic_relation` + N(0, 0.1), clipped to [0.5, 2.5].
 
 The library file (``ddpayne/data/mock_library.fits``) holds the noiseless normalised spectra on the
-DESI grid (float16, ~1e-4 precision for continuum-level flux) and the true labels; it is built from the
+DESI grid (uint16 scaled by 30000: 3e-5 precision) and the true labels; it is built from the
 synthesis runner's results by ``python -m ddpayne.mock.library build``.
 """
 from __future__ import annotations
@@ -47,6 +47,8 @@ FEH_RANGE = (-2.5, 0.4)
 
 #: Default committed library path.
 DEFAULT_LIBRARY = Path(__file__).resolve().parent.parent / "data" / "mock_library.fits"
+#: Stored flux = round(flux × FLUX_SCALE) as uint16.
+FLUX_SCALE = 30000.0
 
 
 def _alpha_trend(pop: np.ndarray, feh: np.ndarray) -> np.ndarray:
@@ -153,21 +155,24 @@ class MockLibrary:
         return f"MockLibrary({len(self)} stars, {self.wavelength.size} px)"
 
     def write(self, path: str | Path) -> Path:
-        """FITS: WAVELENGTH (float64), FLUX (float16 as a tile-compressed image via int16 scaling is
-        avoided: stored as float16 bytes, gzip'd by a CompImage of uint16), LABELS table, PROVENANCE."""
+        """Write FITS: WAVELENGTH (float64), FLUX (uint16 = round(flux × FLUX_SCALE), 65535 = no data,
+        GZIP-tile-compressed: precision 3e-5 for flux in [0, 2.18]), LABELS (table), PROVENANCE (JSON)."""
         path = Path(path)
         prim = fits.PrimaryHDU()
-        prim.header["DDPMOCK"] = (1, "ddpayne mock library format version")
+        prim.header["DDPMOCK"] = (2, "ddpayne mock library format version")
         prim.header["NSTAR"] = len(self)
-        f16 = np.where(np.isfinite(self.flux), self.flux, np.nan).astype("<f2")
-        bits = f16.view("<u2")
-        flux = fits.CompImageHDU(bits.astype(np.uint16), name="FLUX16", compression_type="GZIP_2")
-        flux.header["ENCODING"] = ("float16 bits in uint16", "view as <f2")
+        f = np.asarray(self.flux, float)
+        ok = np.isfinite(f)
+        if np.any(ok & ((f < 0) | (f * FLUX_SCALE > 65534))):
+            raise ValueError(f"flux outside [0, {65534 / FLUX_SCALE:.3f}] cannot be stored")
+        q = np.where(ok, np.round(np.where(ok, f, 0) * FLUX_SCALE), 65535).astype(np.uint16)
+        flux = fits.CompImageHDU(q, name="FLUX", compression_type="GZIP_2")
+        flux.header["FSCALE"] = (FLUX_SCALE, "flux = FLUX / FSCALE; 65535 = no data")
         wave = fits.ImageHDU(self.wavelength, name="WAVELENGTH")
         wave.header["BUNIT"] = "Angstrom"
         tab = Table(self.labels, copy=True)
         for c in tab.colnames:  # 'dex' is not a FITS unit: abundance/logg columns are written unitless
-            if str(tab[c].unit) == "dex":
+            if str(tab[c].unit) == "dex" or "dex(" in str(tab[c].unit):
                 tab[c].unit = None
         lab = fits.BinTableHDU(tab, name="LABELS")
         prov = fits.BinTableHDU(Table({"JSON": [json.dumps(self.provenance, default=str, sort_keys=True)]}),
@@ -187,8 +192,9 @@ class MockLibrary:
             if "DDPMOCK" not in hdul[0].header:
                 raise ValueError(f"{path} is not a ddpayne mock library (no DDPMOCK key)")
             wave = np.asarray(hdul["WAVELENGTH"].data, float)
-            bits = np.asarray(hdul["FLUX16"].data).astype("<u2")
-            flux = bits.view("<f2").astype(np.float32)
+            q = np.asarray(hdul["FLUX"].data)
+            scale = float(hdul["FLUX"].header["FSCALE"])
+            flux = np.where(q == 65535, np.nan, q / scale).astype(np.float32)
             labels = Table(hdul["LABELS"].data)
             for name in LABEL_NAMES:
                 labels[name].unit = LABEL_UNIT_STRINGS[name]
