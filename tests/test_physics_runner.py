@@ -1,6 +1,5 @@
 """The synthesis runner's plan, result files, resumption, and the product assembly commands."""
 import json
-import shutil
 
 import numpy as np
 import pytest

@@ -30,7 +30,6 @@ import logging
 import multiprocessing as mp
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 

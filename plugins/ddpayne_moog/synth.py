@@ -18,9 +18,8 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
