@@ -256,3 +256,21 @@ def test_continue_training_a_loaded_model(tmp_path):
                             settings=settings(epochs=2))
     assert h2["data_train"][0] < h1["data_train"][0]
     np.testing.assert_array_equal(e2.label_min, e1.label_min)
+
+
+@pytest.mark.slow
+def test_regularizer_helps_a_full_fit(correlated):
+    """All four labels fitted by the ``lm`` fitter on stars off the [Mg/Fe]–[Fe/H] relation: without the
+    regularizer the model mistakes Mg for Fe and [Fe/H] goes wrong; with it both are recovered."""
+    from ddpayne import registry
+
+    test = off_trend_stars()
+    batch = toy_batch(test, 50, np.random.default_rng(11))
+    rms = {}
+    for reg in ("kurucz", "none"):
+        res = registry.create("fitter", "lm").fit(correlated[reg][0], batch)
+        fit = np.column_stack([np.asarray(res[n], float) for n in LABELS])
+        rms[reg] = dict(zip(LABELS, np.sqrt(np.mean((fit - test) ** 2, axis=0))))
+    assert rms["kurucz"]["FE_H"] < 0.15 and rms["kurucz"]["MG_FE"] < 0.06, rms
+    assert rms["kurucz"]["FE_H"] < 0.4 * rms["none"]["FE_H"], rms
+    assert rms["kurucz"]["MG_FE"] < rms["none"]["MG_FE"], rms

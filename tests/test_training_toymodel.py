@@ -2,7 +2,8 @@
 
 A normalised spectrum is a product of Gaussian absorption lines on a 1-Å grid (5000–5080 Å). Each
 element's lines respond only to its own abundance: Fe lines to FE_H, Mg lines to FE_H + MG_FE (i.e.
-[Mg/H]); all lines weaken with TEFF (non-linearly) and widen with LOGG (pressure broadening). Two of the
+[Mg/H]); all lines weaken with TEFF (non-linearly, each line at its own rate, like lines of different
+excitation potential) and widen with LOGG (pressure broadening). Two of the
 Mg lines are blended with Fe lines, as at low resolution. The model gives training spectra and the
 exact gradient spectra (a finite difference of the model itself, as the Kurucz product is), so a
 trained emulator can be checked against the truth.
@@ -25,8 +26,15 @@ MG_LINES[3] = 5066.7                                    # and this one with Fe 5
 STEPS = np.array([100.0, 0.1, 0.1, 0.1])
 
 
-def _depth(strength, teff):
-    return 0.75 / (1.0 + np.exp(-(strength - 0.002 * (teff - 5500.0) - 0.3 * ((teff - 5500) / 1000) ** 2)))
+#: Temperature sensitivity of each line (as of lines of different excitation potential): it breaks the
+#: Teff–abundance degeneracy, as in real spectra.
+FE_TEFF = np.array([0.5, 3.0, 1.5, 2.5, 1.0, 3.5])
+MG_TEFF = np.array([1.0, 3.0, 2.0, 0.5])
+
+
+def _depth(strength, teff, c):
+    t = (teff - 5500.0) / 1000.0
+    return 0.75 / (1.0 + np.exp(-(strength - c * t - 0.3 * t ** 2)))
 
 
 def toy_flux(labels: np.ndarray, wave: np.ndarray = WAVE) -> np.ndarray:
@@ -35,11 +43,11 @@ def toy_flux(labels: np.ndarray, wave: np.ndarray = WAVE) -> np.ndarray:
     teff, logg, feh, mgfe = lab.T
     sigma = 0.9 + 0.25 * (logg - 3.0)                       # Å, (n,)
     out = np.ones((lab.shape[0], wave.size))
-    for c in FE_LINES:
-        d = _depth(2.0 * (feh + 0.7), teff)
+    for c, kt in zip(FE_LINES, FE_TEFF):
+        d = _depth(2.0 * (feh + 0.7), teff, kt)
         out *= 1 - d[:, None] * np.exp(-0.5 * ((wave[None] - c) / sigma[:, None]) ** 2)
-    for c in MG_LINES:
-        d = _depth(2.0 * (feh + mgfe + 0.5), teff)
+    for c, kt in zip(MG_LINES, MG_TEFF):
+        d = _depth(2.0 * (feh + mgfe + 0.5), teff, kt)
         out *= 1 - d[:, None] * np.exp(-0.5 * ((wave[None] - c) / (1.1 * sigma[:, None])) ** 2)
     return out
 
