@@ -104,6 +104,26 @@ def build_catalogue(meta: Table, fit: Table | None = None, galaxy: Table | None 
     return cat
 
 
+def table_hdu(table: Table, name: str) -> fits.BinTableHDU:
+    """A FITS table HDU that keeps every column's unit, including ``dex``.
+
+    'dex' is not a FITS-standard unit but is what survey catalogues write (APOGEE, LAMOST): it goes into
+    ``TUNITn`` by hand instead of being dropped by astropy with a warning. Object columns become strings.
+    """
+    table = table.copy(copy_data=False)
+    for c in table.colnames:
+        if table[c].dtype == object:
+            table[c] = np.asarray(table[c]).astype(str)
+    dex_cols = [c for c in table.colnames if table[c].unit is not None and str(table[c].unit) == "dex"]
+    for c in dex_cols:
+        table[c].unit = None
+    hdu = fits.table_to_hdu(table)
+    for c in dex_cols:
+        hdu.header[f"TUNIT{table.colnames.index(c) + 1}"] = "dex"
+    hdu.name = name
+    return hdu
+
+
 def write_catalogue(cat: Table, path: str | os.PathLike, provenance: dict[str, Any] | None = None,
                     rejected: Table | None = None, formats: list[str] | tuple[str, ...] = ()) -> list[Path]:
     """Write the catalogue (FITS, atomically) and optional Parquet/ECSV copies.
@@ -129,19 +149,7 @@ def write_catalogue(cat: Table, path: str | os.PathLike, provenance: dict[str, A
                                                                        for v in provenance.values()]}),
                             name="PROVENANCE")
     table = cat.copy(copy_data=False)
-    for c in table.colnames:
-        if table[c].dtype == object:
-            table[c] = np.asarray(table[c]).astype(str)
-    # 'dex' is not a FITS-standard unit but is what survey catalogues write (APOGEE, LAMOST): put it in
-    # TUNITn by hand instead of letting astropy drop it with a warning
-    dex_cols = [c for c in table.colnames if table[c].unit is not None and str(table[c].unit) == "dex"]
-    for c in dex_cols:
-        table[c].unit = None
-    cat_hdu = fits.table_to_hdu(table)
-    for c in dex_cols:
-        cat_hdu.header[f"TUNIT{table.colnames.index(c) + 1}"] = "dex"
-    hdus = [fits.PrimaryHDU(header=hdr), cat_hdu]
-    hdus[1].name = "CATALOGUE"
+    hdus = [fits.PrimaryHDU(header=hdr), table_hdu(table, "CATALOGUE")]
     if rejected is not None:
         rej = fits.table_to_hdu(rejected)
         rej.name = "REJECTED"
@@ -166,7 +174,7 @@ def write_catalogue(cat: Table, path: str | os.PathLike, provenance: dict[str, A
     return written
 
 
-def read_catalogue(path: str | os.PathLike) -> Table:
+def read_catalogue(path: str | os.PathLike, hdu: str = "CATALOGUE") -> Table:
     """Read a catalogue written by :func:`write_catalogue` (the ``CATALOGUE`` HDU).
 
     Columns in dex keep the unit string ``'dex'`` (astropy's ``UnrecognizedUnit``: FITS has no dex).
@@ -177,7 +185,7 @@ def read_catalogue(path: str | os.PathLike) -> Table:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", u.UnitsWarning)
-        return Table.read(path, hdu="CATALOGUE")
+        return Table.read(path, hdu=hdu)
 
 
 def flag_summary(cat: Table) -> dict[str, int]:

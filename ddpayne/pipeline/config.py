@@ -67,6 +67,8 @@ class PrepareConfig:
     continuum_width: float = 0.0
     #: Spectra read per chunk.
     chunk_size: int = 256
+    #: Keep only this rest-frame range of the survey grid, ``[min, max]`` in Å (empty: all of it).
+    wave_range: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -213,11 +215,18 @@ def _build(section: str, cls, values: dict[str, Any]):
         elif isinstance(default, list):
             if isinstance(val, str):
                 val = [val]
-            ok = isinstance(val, list) and all(isinstance(v, str) for v in val)
+            numeric = key == "wave_range"
+            ok = isinstance(val, list) and all(
+                (isinstance(v, (int, float)) and not isinstance(v, bool)) if numeric else isinstance(v, str)
+                for v in val)
+            if ok and numeric:
+                val = [float(v) for v in val]
+                ok = len(val) in (0, 2) and (not val or val[0] < val[1])
         else:
             ok = isinstance(val, str)
         if not ok:
-            raise ConfigError(f"[{section}] {key} = {val!r}: expected {type(default).__name__}")
+            expected = "[min, max] in Å" if key == "wave_range" else type(default).__name__
+            raise ConfigError(f"[{section}] {key} = {val!r}: expected {expected}")
         kwargs[key] = val
     return cls(**kwargs)
 

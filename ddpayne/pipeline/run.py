@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+from astropy.io import fits
 from astropy.table import Table, vstack
 
 from .. import __version__, registry
@@ -96,6 +97,17 @@ class Pipeline:
         files = self.cfg.spectrum_files()
         catalogue = self._catalogue_table()
         settings = PrepareSettings(continuum_width=self.cfg.prepare.continuum_width or None)
+        grid = None
+        if self.cfg.prepare.wave_range:
+            from ..io.spectra import get_reader
+
+            full = get_reader(self.cfg.data.reader or None, files[0]).default_grid()
+            lo, hi = self.cfg.prepare.wave_range
+            if full is None:
+                raise DDPayneError("[prepare] wave_range needs a reader with a default grid")
+            grid = full[(full >= lo) & (full <= hi)]
+            if grid.size < 10:
+                raise DDPayneError(f"[prepare] wave_range {lo}-{hi} Å keeps {grid.size} pixels of the grid")
         digest = self.cfg.digest("data", "prepare")
         outdir = self.out / "prepared"
         outdir.mkdir(exist_ok=True)
@@ -109,7 +121,7 @@ class Pipeline:
             stars, rejected = [], []
             try:
                 for b in prepare_file(path, reader=self.cfg.data.reader or None, catalogue=catalogue,
-                                      settings=settings, chunk_size=self.cfg.prepare.chunk_size):
+                                      settings=settings, grid=grid, chunk_size=self.cfg.prepare.chunk_size):
                     s, r = select_stars(b)
                     rejected.append(r)
                     if len(s):
@@ -235,9 +247,10 @@ class Pipeline:
                      orbit_options={"potential": self.cfg.derive.potential})
         out["ID"] = stars["ID"]
         from ..io.atomic import atomic_path
+        from .catalogue import table_hdu
 
         with atomic_path(target) as tmp:
-            out.write(tmp, format="fits")
+            fits.HDUList([fits.PrimaryHDU(), table_hdu(out, "DERIVED")]).writeto(tmp)
         self._mark_done(target, digest, n=len(out))
         return target
 
@@ -272,13 +285,13 @@ class Pipeline:
 
     def catalogue(self) -> Path:
         """Write the final catalogue."""
-        from .catalogue import build_catalogue, write_catalogue
+        from .catalogue import build_catalogue, read_catalogue, write_catalogue
 
         stars = self._stars_table()
         galaxy = None
         derived = self.out / "derived.fits"
         if self.cfg.derive.enabled and derived.exists():
-            galaxy = Table.read(derived)
+            galaxy = read_catalogue(derived, hdu="DERIVED")
             galaxy["ID"] = np.asarray(galaxy["ID"]).astype(str)
         cat = build_catalogue(stars, None, galaxy)
         provenance = {

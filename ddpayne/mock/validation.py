@@ -1,0 +1,90 @@
+"""Validating a catalogue against the truth of a mock survey: bias and scatter per quantity."""
+from __future__ import annotations
+
+import numpy as np
+from astropy.table import Table
+
+from ..flags import Flag
+from ..labels import LABEL_NAMES
+
+#: Flags that exclude a row from the validation statistics (the fit or input is known to be bad).
+EXCLUDE = int(Flag.FIT_FAILED | Flag.ALL_MASKED | Flag.BAD_INPUT)
+
+
+def robust_sigma(x: np.ndarray) -> float:
+    """1.4826 × median absolute deviation (a Gaussian σ that ignores outliers); NaN if empty."""
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    return float(1.4826 * np.median(np.abs(x - np.median(x)))) if x.size else float("nan")
+
+
+def _matched(cat: Table, truth: Table, id_column: str = "TARGETID") -> tuple[Table, Table]:
+    cid = np.asarray(cat[id_column] if id_column in cat.colnames else cat["ID"]).astype(str)
+    tid = np.asarray(truth[id_column]).astype(str)
+    pos = {t: i for i, t in enumerate(tid)}
+    rows = np.array([pos.get(c, -1) for c in cid])
+    ok = rows >= 0
+    return cat[ok], truth[rows[ok]]
+
+
+def validate(cat: Table, truth: Table, labels=None, id_column: str = "TARGETID") -> Table:
+    """Bias (median of catalogue − truth), robust scatter and median quoted error per quantity.
+
+    Rows with :data:`EXCLUDE` flags are left out; ``N`` says how many rows each statistic used.
+    Distances are compared as relative differences ``DIST/DIST_TRUE − 1``.
+
+    Returns
+    -------
+    Table
+        ``QUANTITY``, ``N``, ``BIAS``, ``SCATTER``, ``MEDIAN_ERR``, ``UNIT``.
+    """
+    c, t = _matched(cat, truth, id_column)
+    good = (np.asarray(c["FLAG"], dtype=np.int64) & EXCLUDE) == 0 if "FLAG" in c.colnames else \
+        np.ones(len(c), bool)
+    rows = []
+    labels = labels or [n for n in LABEL_NAMES if n in c.colnames and n in t.colnames]
+    pairs = [(n, n, "") for n in labels]
+    pairs += [(q, f"{q}_TRUE", "") for q in ("EBV",) if q in c.colnames and f"{q}_TRUE" in t.colnames]
+    for name, true_name, _ in pairs:
+        d = np.asarray(c[name], float) - np.asarray(t[true_name], float)
+        d = d[good & np.isfinite(d)]
+        err = np.asarray(c[f"{name}_ERR"], float)[good] if f"{name}_ERR" in c.colnames else np.array([np.nan])
+        unit = str(c[name].unit) if c[name].unit is not None else ""
+        rows.append((name, d.size, float(np.median(d)) if d.size else np.nan, robust_sigma(d),
+                     float(np.nanmedian(err)) if np.isfinite(err).any() else np.nan, unit))
+    if "DIST" in c.colnames and "DIST_TRUE" in t.colnames:
+        r = np.asarray(c["DIST"], float) / np.asarray(t["DIST_TRUE"], float) - 1
+        r = r[good & np.isfinite(r)]
+        rel_err = (np.asarray(c["DIST_ERR"], float) / np.asarray(c["DIST"], float))[good] \
+            if "DIST_ERR" in c.colnames else np.array([np.nan])
+        rows.append(("DIST (relative)", r.size, float(np.median(r)) if r.size else np.nan, robust_sigma(r),
+                     float(np.nanmedian(rel_err)) if np.isfinite(rel_err).any() else np.nan, ""))
+    return Table(rows=rows, names=("QUANTITY", "N", "BIAS", "SCATTER", "MEDIAN_ERR", "UNIT"))
+
+
+def ges_recovery(cat: Table, truth: Table, id_column: str = "TARGETID", column: str = "GES",
+                 population: str = "ges") -> tuple[float, float, int, int]:
+    """Completeness and purity of the catalogue's GES selection against the mock's true population.
+
+    Returns
+    -------
+    completeness, purity : float
+        Fraction of true GES stars selected; fraction of selected stars that are true GES members.
+    n_true, n_selected : int
+    """
+    c, t = _matched(cat, truth, id_column)
+    sel = np.asarray(c[column], dtype=bool)
+    true = np.char.strip(np.asarray(t["POP"]).astype(str)) == population
+    n_true, n_sel = int(true.sum()), int(sel.sum())
+    completeness = float((sel & true).sum() / n_true) if n_true else float("nan")
+    purity = float((sel & true).sum() / n_sel) if n_sel else float("nan")
+    return completeness, purity, n_true, n_sel
+
+
+def format_validation(table: Table) -> str:
+    """The validation table as aligned text."""
+    lines = [f"{'quantity':<16} {'N':>6} {'bias':>10} {'scatter':>10} {'median err':>11}  unit"]
+    for r in table:
+        lines.append(f"{r['QUANTITY']:<16} {r['N']:>6d} {r['BIAS']:>10.4g} {r['SCATTER']:>10.4g} "
+                     f"{r['MEDIAN_ERR']:>11.4g}  {r['UNIT']}")
+    return "\n".join(lines)
