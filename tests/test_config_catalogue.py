@@ -100,3 +100,14 @@ def test_label_figures_render():
                 abundance_density(cat), abundance_panels(cat)):
         assert len(fig.axes) >= 1
     assert "offset" in compare_reference(cat, {"TEFF": "SP_TEFF"}).axes[0].texts[0].get_text()
+
+
+def test_configuration_docs_are_generated_from_the_code():
+    from pathlib import Path
+
+    from ddpayne.pipeline.config import reference_rst
+
+    page = Path(__file__).parent.parent / "docs" / "configuration.rst"
+    assert page.read_text() == reference_rst(), (
+        "docs/configuration.rst is stale: python -c \"from ddpayne.pipeline.config import reference_rst; "
+        "open('docs/configuration.rst','w').write(reference_rst())\"")

@@ -283,3 +283,48 @@ def write_config(cfg: Config, path: str | os.PathLike) -> None:
 
     with open(path, "wb") as fh:
         tomli_w.dump(cfg.to_dict(), fh)
+
+
+_INTRO = """\
+Configuration
+=============
+
+``ddpayne run CONFIG`` (and ``ddpayne train|fit|derive|catalogue CONFIG``) read a TOML file. Relative paths
+are relative to the configuration file. Every key is optional; unknown sections or keys are errors, so a
+typo is reported instead of silently ignored. A complete example is ``examples/config.toml``.
+
+Each stage is resumable: its output carries a stamp of the settings it was made with, and an unchanged stage
+is skipped on the next run (``--force STAGE`` redoes it). Outputs go to ``[output] dir``: ``prepared/`` (one
+prepared batch per input file, plus the rejected rows with reasons), ``model/`` (emulator, checkpoints,
+training history, training-set report), ``fit.fits`` (and its resumable ``fit.fits.parts/``), ``derived.fits``,
+the catalogue and ``figures/``.
+
+This page is generated from the code (:func:`ddpayne.pipeline.config.reference_rst`); a test keeps them equal.
+"""
+
+
+def reference_rst() -> str:
+    """The configuration reference (``docs/configuration.rst``), generated from the dataclasses."""
+    import inspect
+    import re
+
+    lines = [_INTRO]
+    for sec, cls in [("data", DataConfig), ("prepare", PrepareConfig), ("training", TrainingConfig),
+                     ("fit", FitConfig), ("derive", DeriveConfig), ("output", OutputConfig)]:
+        title = f"[{sec}]"
+        what = cls.__doc__.split(":", 1)[1].strip()
+        lines += [title, "-" * len(title), "", what[0].upper() + what[1:], "", ".. list-table::",
+                  "   :header-rows: 1", "", "   * - key", "     - default", "     - meaning"]
+        src = inspect.getsource(cls).splitlines()
+        docs: dict[str, str] = {}
+        for i, line in enumerate(src):
+            m = re.match(r"\s+#: (.*)", line)
+            if m:
+                docs[src[i + 1].strip().split(":")[0]] = m.group(1)
+        inst = cls()
+        for f in dataclasses.fields(cls):
+            d = getattr(inst, f.name)
+            shown = str(d).lower() if isinstance(d, bool) else repr(d).replace("'", '"')
+            lines += [f"   * - ``{f.name}``", f"     - ``{shown}``", f"     - {docs.get(f.name, '')}"]
+        lines.append("")
+    return "\n".join(lines)
