@@ -138,10 +138,11 @@ class TrainingSettings:
             1 + math.cos(math.pi * t))
 
     def fingerprint(self) -> dict:
-        """The settings that change the result (for checking a checkpoint)."""
+        """The settings that change the result (for checking a checkpoint; a run may resume on
+        another device)."""
         d = dataclasses.asdict(self)
         for k in ("checkpoint_every", "progress", "memory_budget_mb", "pixel_chunk", "num_threads",
-                  "backprop"):
+                  "backprop", "device"):
             d.pop(k)
         return d
 
