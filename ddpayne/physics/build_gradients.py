@@ -2,8 +2,12 @@
 
 Every reference point whose 16 syntheses (base + one forward step per label) are finished enters the
 product; unfinished points are left out and the provenance records how many of the planned points are
-in. Nothing is interpolated or extrapolated. Hydrogen lines (Balmer and Paschen, ±15 Å: MOOG has no
-Stark wings) and pixels not covered by every spectrum are masked.
+in. Nothing is interpolated or extrapolated.
+
+Masked pixels (:func:`product_mask`): hydrogen lines, whose Stark wings MOOG lacks — Hα and Hβ ±15 Å,
+Hγ–Hε ±6 Å, H8–H10 ±4 Å, Paschen P9–P17 ±3 Å (the higher series members are narrower; wider windows
+would hide the Ca II triplet next to P13/P15/P16, the CN 3883 band next to H8 and Al I 3962 next to Hε,
+which carry the N, Ca and Al information) — and pixels not covered by every spectrum.
 
 Usage::
 
@@ -21,13 +25,25 @@ import numpy as np
 
 from .. import __version__
 from ..labels import LABEL_NAMES
-from ..prepare.masks import hydrogen_mask
+from ..prepare.masks import BALMER_VAC, PASCHEN_VAC, window_mask
 from .gradients import GradientSpectra
 from .runner import INSTRUMENTS, degraded_flux, load_plan, load_result
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PRODUCT = Path(__file__).resolve().parent.parent / "data" / "gradients_desi.fits"
+
+#: Half-widths (Å) of the hydrogen-line windows masked in the product, per line (vacuum centres from
+#: :mod:`ddpayne.prepare.masks`): Hα, Hβ; Hγ, Hδ, Hε; H8, H9, H10; Paschen P9-P17.
+HYDROGEN_WINDOWS = ((BALMER_VAC[:2], 15.0), (BALMER_VAC[2:5], 6.0), (BALMER_VAC[5:], 4.0), (PASCHEN_VAC, 3.0))
+
+
+def product_mask(wavelength: np.ndarray) -> np.ndarray:
+    """Hydrogen-line pixels masked in the gradient product (True = masked); see the module docstring."""
+    m = np.zeros(np.shape(wavelength), bool)
+    for centres, half in HYDROGEN_WINDOWS:
+        m |= window_mask(wavelength, centres, half)
+    return m
 
 
 def build(workdir: str | Path, out: str | Path | None = DEFAULT_PRODUCT, command: str | None = None,
@@ -61,7 +77,7 @@ def build(workdir: str | Path, out: str | Path | None = DEFAULT_PRODUCT, command
     base = np.array(base_list)
     pert = np.array(pert_list)
     covered = np.all(np.isfinite(base), axis=0) & np.all(np.isfinite(pert), axis=(0, 1))
-    mask = hydrogen_mask(wave) | ~covered
+    mask = product_mask(wave) | ~covered
     base = np.where(np.isfinite(base), base, 1.0)
     pert = np.where(np.isfinite(pert), pert, 1.0)
     inst = (plan["instrument"] if instrument == "desi" else
@@ -73,7 +89,8 @@ def build(workdir: str | Path, out: str | Path | None = DEFAULT_PRODUCT, command
         "synthesis": plan["provenance"], "synthesis_settings": plan["settings"],
         "difference": "forward", "n_ref_included": len(ref_ids), "n_ref_planned": len(refs),
         "ref_ids": ref_ids, "reference_loci": "ddpayne.physics.references.reference_points()",
-        "mask": "hydrogen_mask (Balmer+Paschen +-15 A) | pixels not covered",
+        "mask": "hydrogen lines: H-alpha,beta +-15 A; H-gamma..epsilon +-6 A; H8-10 +-4 A; Paschen +-3 A; "
+                "and pixels not covered",
         "command": command or "python -m ddpayne.physics.build_gradients",
         "ddpayne_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
