@@ -15,7 +15,7 @@ Models used (no trained DD-Payne model or MOOG mocks exist yet when this was wri
 * speed: the real DD-Payne MLP architecture (plugin ``mlp``: 2 × 40 neurons per pixel, float32,
   randomly initialised with seed 1) on the full DESI grid; mock spectra from the same network plus
   S/N = 100 noise. Speed depends on the architecture, not the weights.
-* memory: LineEmulator on a 600-pixel grid (cheap, so 20,000 spectra fit in about a minute); 40 files
+* memory: LineEmulator on a 400-pixel grid, 60 lines (cheap, so 20,000 spectra fit in about a minute); 40 files
   of 500 spectra; the 2,000-spectrum run uses the first 4 files. Each run is a fresh process.
 """
 from __future__ import annotations
@@ -171,8 +171,8 @@ from ddpayne.fit.testing import LineEmulator
 from ddpayne.pipeline.executors import run_fit
 import functools
 files = json.loads(sys.argv[1]); out = sys.argv[2]
-wl = np.arange(5000.0, 5000.0 + 0.8 * 600, 0.8)
-s = run_fit(files, out, functools.partial(LineEmulator, wl, n_lines=80, seed=1), progress=False,
+wl = np.arange(5000.0, 5000.0 + 0.8 * 400, 0.8)
+s = run_fit(files, out, functools.partial(LineEmulator, wl, n_lines=60, seed=1), progress=False,
             fitter_options={"chunk_size": 100})
 print(json.dumps({"rows": s.n_rows, "seconds": s.seconds,
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -183,8 +183,8 @@ def bench_memory(n_files: int = 40, per_file: int = 500) -> dict:
     from ddpayne.fit.testing import LineEmulator, mock_batch
 
     tmp = Path(tempfile.mkdtemp(prefix="ddpayne-bench-mem-"))
-    wl = np.arange(5000.0, 5000.0 + 0.8 * 600, 0.8)
-    emu = LineEmulator(wl, n_lines=80, seed=1)
+    wl = np.arange(5000.0, 5000.0 + 0.8 * 400, 0.8)
+    emu = LineEmulator(wl, n_lines=60, seed=1)
     rng = np.random.default_rng(0)
     files = []
     for k in range(n_files):
@@ -199,7 +199,7 @@ def bench_memory(n_files: int = 40, per_file: int = 500) -> dict:
                            capture_output=True, text=True, check=True)
         res[n * per_file] = json.loads(r.stdout.strip().splitlines()[-1])
     small, large = res[n_files // 10 * per_file], res[n_files * per_file]
-    out = {"model": "LineEmulator 600 px, 80 lines; files of %d spectra" % per_file,
+    out = {"model": "LineEmulator 400 px, 60 lines; files of %d spectra" % per_file,
            "runs": {str(k): v for k, v in res.items()},
            "peak_rss_growth": large["maxrss_mb"] / small["maxrss_mb"]}
     print("\n== memory (", out["model"], ")")

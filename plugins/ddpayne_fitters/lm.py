@@ -12,7 +12,7 @@ Algorithm (Marquardt 1963, with bounds by projection). With ``r = f_obs − f(�
 ``(A + λ D) δ = g`` in labels scaled by the bound range (``D = diag(A)``, floored); labels at a bound
 whose gradient points outward are held for that step; the trial is clipped to the bounds and
 accepted when it lowers χ² (λ ÷ 5), else rejected (λ × 10). A problem converges when an accepted step
-changes χ² by less than ``ftol × χ²`` or moves every scaled label by less than ``xtol``, or when λ
+changes χ² by less than ``max(ftol × χ², chi2_atol)`` or moves every scaled label by less than ``xtol``, or when λ
 exceeds ``lambda_max`` (no step can lower χ²: a minimum to working precision). Formal covariance:
 ``(JᵀWJ)⁻¹`` at the solution, free labels only.
 """
@@ -109,6 +109,9 @@ class BatchedLMFitter(Fitter):
         Iterations after which only each spectrum's best start continues (None: all run to the end).
     ftol, xtol : float
         Convergence tolerances (relative χ² change; step in range-scaled labels).
+    chi2_atol : float
+        Absolute χ² change below which an accepted step counts as converged (default 1e-3: the labels
+        then move by ≪ 0.1 σ, statistically nothing).
     lambda0, lambda_max : float
         Initial damping; damping at which a problem is declared converged (no improving step exists).
     training_labels : array (n_train, n_label), optional
@@ -139,7 +142,8 @@ class BatchedLMFitter(Fitter):
 
     def __init__(self, device: str = "cpu", chunk_size: int = 64,
                  starts: Sequence = ("dwarf", "giant", "metal_poor", "mean"), margin: float = 0.05,
-                 max_iter: int = 100, prune_after: int | None = 4, ftol: float = 1e-9, xtol: float = 1e-7,
+                 max_iter: int = 100, prune_after: int | None = 4, ftol: float = 1e-9, xtol: float = 1e-6,
+                 chi2_atol: float = 1e-3,
                  lambda0: float = 1e-2, lambda_max: float = 1e10, training_labels=None,
                  coverage_quantile: float = 0.99, coverage_factor: float = 1.5,
                  coverage_labels: Sequence[str] | None = ("TEFF", "LOGG", "FE_H"), qflag_n_per_bin: int = 500,
@@ -153,6 +157,7 @@ class BatchedLMFitter(Fitter):
         self.max_iter = int(max_iter)
         self.prune_after = None if prune_after is None else int(prune_after)
         self.ftol, self.xtol = float(ftol), float(xtol)
+        self.chi2_atol = float(chi2_atol)
         self.lambda0, self.lambda_max = float(lambda0), float(lambda_max)
         self.training_labels = training_labels
         self.coverage_quantile, self.coverage_factor = coverage_quantile, coverage_factor
@@ -340,7 +345,7 @@ class BatchedLMFitter(Fitter):
             accept = c2 < old
             dchi = old - c2
             step = ((xt - xa) / scale).abs().amax(-1)
-            conv = accept & ((dchi <= self.ftol * c2.clamp(min=1.0)) | (step <= self.xtol))
+            conv = accept & ((dchi <= torch.clamp(self.ftol * c2, min=self.chi2_atol)) | (step <= self.xtol))
             la = torch.where(accept, (la / 5).clamp(min=1e-12), la * 10)
             stalled = la > self.lambda_max
             a_idx = act[accept]
