@@ -93,6 +93,18 @@ def test_masked_and_hydrogen_pixels_are_excluded():
     assert float(reg.penalty(emu).detach()) < 1e-9
     keep_h = registry.create("regularizer", "kurucz", gradients=bad, mask_hydrogen=False)
     assert float(keep_h.penalty(emu).detach()) > 1e3
+    # a file that masks hydrogen itself (narrowly, as the DESI product keeps the Ca II triplet) is
+    # trusted by the default 'auto': pixels 5-15 Å from H-beta count
+    narrow = np.abs(WAVE - 4862.68) <= 4.0
+    own_h = own_gradients(emu, ref, mask=narrow)
+    grads = own_h.gradients.copy()
+    wing = h & ~narrow
+    grads[:, :, wing] += 1.0
+    trusted = GradientSpectra(WAVE, LABELS, ref, STEPS, grads, own_h.base_flux, mask=narrow)
+    auto = registry.create("regularizer", "kurucz", gradients=trusted)
+    always = registry.create("regularizer", "kurucz", gradients=trusted, mask_hydrogen=True)
+    assert float(auto.penalty(emu).detach()) > 1.0
+    assert float(always.penalty(emu).detach()) < 1e-9
 
 
 def test_analytic_derivative_close_to_finite():

@@ -81,6 +81,34 @@ def align_gradients(label_names: Sequence[str], wavelength, gradients, labels: S
     return ref, emu_index, grad_index
 
 
+def excluded_pixels(gradients, mask_hydrogen="auto") -> np.ndarray:
+    """Pixels not to compare (True): the gradient file's mask, plus hydrogen lines if asked.
+
+    Parameters
+    ----------
+    gradients : GradientSpectra
+    mask_hydrogen : {'auto', True, False}
+        ``True``: add the generic hydrogen windows of :func:`ddpayne.prepare.masks.hydrogen_mask`
+        (±15 Å around Balmer and Paschen lines); ``False``: the file's mask only; ``'auto'`` (default):
+        trust the file's mask when it already masks hydrogen-line centres (the DESI product does, with
+        per-line widths that keep the Ca II triplet), else add the generic windows.
+    """
+    from ..prepare.masks import BALMER_VAC, PASCHEN_VAC, hydrogen_mask
+
+    mask = np.asarray(gradients.mask, bool).copy()
+    wave = gradients.wavelength
+    if mask_hydrogen == "auto":
+        centres = np.concatenate([BALMER_VAC, PASCHEN_VAC])
+        centres = centres[(centres > wave[0]) & (centres < wave[-1])]
+        if centres.size == 0:
+            return mask
+        nearest = np.abs(wave[None, :] - centres[:, None]).argmin(axis=1)
+        mask_hydrogen = not mask[nearest].any()
+    if mask_hydrogen:
+        mask |= hydrogen_mask(wave)
+    return mask
+
+
 def reference_coverage(ref_labels, label_names: Sequence[str], label_min, label_max,
                        train_labels=None, margin: float = 0.0, radius: float = 0.15,
                        coverage_labels: Sequence[str] = COVERAGE_LABELS) -> np.ndarray:
@@ -192,7 +220,7 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 def gradient_correlation(emulator, gradients, labels: Sequence[str] | None = None,
                          train_labels=None, method: str = "finite", margin: float = 0.0,
-                         radius: float = 0.15, mask_hydrogen: bool = True,
+                         radius: float = 0.15, mask_hydrogen="auto",
                          chunk: int = 16) -> Table:
     """Per-label Pearson correlation between the model's and the physical gradient spectra.
 
@@ -211,8 +239,8 @@ def gradient_correlation(emulator, gradients, labels: Sequence[str] | None = Non
         How the model's gradients are computed (see :func:`model_gradients`).
     margin, radius : float
         Coverage settings (see :func:`reference_coverage`).
-    mask_hydrogen : bool
-        Also exclude hydrogen-line windows (:func:`ddpayne.prepare.masks.hydrogen_mask`).
+    mask_hydrogen : {'auto', True, False}
+        Hydrogen-line handling (:func:`excluded_pixels`).
     chunk : int
         Reference points evaluated at once.
 
@@ -226,16 +254,12 @@ def gradient_correlation(emulator, gradients, labels: Sequence[str] | None = Non
     """
     import torch
 
-    from ..prepare.masks import hydrogen_mask
-
     ref, ei, gi = align_gradients(emulator.label_names, emulator.wavelength, gradients, labels)
     names = [emulator.label_names[i] for i in ei]
     dist = reference_coverage(ref, emulator.label_names, emulator.label_min, emulator.label_max,
                               train_labels=train_labels, margin=margin, radius=radius)
     inside = np.flatnonzero(dist == 0)
-    good = ~gradients.mask
-    if mask_hydrogen:
-        good &= ~hydrogen_mask(gradients.wavelength)
+    good = ~excluded_pixels(gradients, mask_hydrogen)
     out = Table(names=("LABEL", "RHO", "RHO_MEDIAN", "RHO_MIN", "N_REF", "RMS_PHYS", "RMS_DIFF"),
                 dtype=("U8", float, float, float, int, float, float))
     if inside.size == 0:

@@ -72,7 +72,7 @@ def plot_loss_history(history: Table, ax=None, title: str | None = None) -> Figu
 
 def plot_gradient_comparison(emulator, gradients, label: str = "MG_FE", ref: int = 0,
                              wavelength_range: tuple[float, float] | None = None,
-                             method: str = "finite", ax=None) -> Figure:
+                             method: str = "finite", mask_hydrogen="auto", ax=None) -> Figure:
     """The model's gradient spectrum of ``label`` against the physical one at one reference point
     (paper Fig. 4).
 
@@ -89,6 +89,8 @@ def plot_gradient_comparison(emulator, gradients, label: str = "MG_FE", ref: int
         Å range to show (default: all).
     method : {'finite', 'analytic'}
         How the model's gradient is computed (:func:`ddpayne.model.diagnostics.model_gradients`).
+    mask_hydrogen : {'auto', True, False}
+        Which pixels are greyed out and left out of ρ (:func:`ddpayne.model.diagnostics.excluded_pixels`).
     ax : matplotlib Axes, optional
 
     Returns
@@ -97,8 +99,7 @@ def plot_gradient_comparison(emulator, gradients, label: str = "MG_FE", ref: int
     """
     import torch
 
-    from ..model.diagnostics import _pearson, model_gradients
-    from ..prepare.masks import hydrogen_mask
+    from ..model.diagnostics import _pearson, excluded_pixels, model_gradients
 
     if not 0 <= ref < gradients.n_ref:
         raise IndexError(f"reference point {ref} does not exist ({gradients.n_ref} points)")
@@ -108,7 +109,7 @@ def plot_gradient_comparison(emulator, gradients, label: str = "MG_FE", ref: int
     phys = gradients.gradients[ref, gradients.label_index(label)]
     unit = 100.0 if label == "TEFF" else 1.0
     wave = gradients.wavelength
-    masked = gradients.mask | hydrogen_mask(wave)
+    masked = excluded_pixels(gradients, mask_hydrogen)
     sel = np.ones(wave.size, bool) if wavelength_range is None else (
         (wave >= wavelength_range[0]) & (wave <= wavelength_range[1]))
     good = sel & ~masked

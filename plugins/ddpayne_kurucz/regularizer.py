@@ -33,10 +33,10 @@ import numpy as np
 import torch
 
 from ddpayne.exceptions import IncompatibleModelError
-from ddpayne.model.diagnostics import align_gradients, model_gradients, reference_coverage
+from ddpayne.model.diagnostics import (align_gradients, excluded_pixels, model_gradients,
+                                      reference_coverage)
 from ddpayne.model.regularizer import Regularizer
 from ddpayne.physics.gradients import GradientSpectra
-from ddpayne.prepare.masks import hydrogen_mask
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,11 @@ class KuruczRegularizer(Regularizer):
         Coverage settings (fraction of each label's range; scaled nearest-training-star distance).
     softness : float
         Scale of the down-weighting (scaled label units).
-    mask_hydrogen : bool
-        Exclude hydrogen-line windows (MOOG-type syntheses lack Stark wings), in addition to the
-        file's own mask.
+    mask_hydrogen : {'auto', True, False}
+        Hydrogen lines (MOOG-type syntheses lack Stark wings): ``'auto'`` (default) trusts the file's
+        mask when it already masks hydrogen-line centres (the DESI product does, with per-line widths
+        that keep the Ca II triplet) and otherwise adds ±15 Å windows; ``True`` always adds them;
+        ``False`` uses the file's mask only (:func:`ddpayne.model.diagnostics.excluded_pixels`).
     scale : float
         Overall multiplier of the penalty.
     refs_per_step : int, optional
@@ -102,7 +104,7 @@ class KuruczRegularizer(Regularizer):
     def __init__(self, gradients=None, weights: Mapping[str, float] | None = None,
                  labels: Sequence[str] | None = None, derivative: str = "finite",
                  outside: str = "exclude", coverage_margin: float = 0.0, coverage_radius: float = 0.15,
-                 softness: float = 0.1, mask_hydrogen: bool = True, scale: float = 1.0,
+                 softness: float = 0.1, mask_hydrogen="auto", scale: float = 1.0,
                  refs_per_step: int | None = None, seed: int = 0):
         if gradients is None:
             from ddpayne.physics.build_gradients import DEFAULT_PRODUCT
@@ -138,7 +140,9 @@ class KuruczRegularizer(Regularizer):
         self.coverage_margin = float(coverage_margin)
         self.coverage_radius = float(coverage_radius)
         self.softness = float(softness)
-        self.mask_hydrogen = bool(mask_hydrogen)
+        if mask_hydrogen not in ("auto", True, False):
+            raise ValueError(f"mask_hydrogen must be 'auto', True or False, got {mask_hydrogen!r}")
+        self.mask_hydrogen = mask_hydrogen
         self.scale = float(scale)
         if refs_per_step is not None and int(refs_per_step) < 1:
             raise ValueError(f"refs_per_step must be >= 1 or None, got {refs_per_step}")
@@ -199,9 +203,7 @@ class KuruczRegularizer(Regularizer):
                 f"label coverage of the emulator (ranges {ranges}): "
                 f"use outside='downweight' or 'include', widen coverage_margin/coverage_radius, or use "
                 f"gradient spectra computed inside the training coverage")
-        good = ~g.mask
-        if self.mask_hydrogen:
-            good &= ~hydrogen_mask(g.wavelength)
+        good = ~excluded_pixels(g, self.mask_hydrogen)
         good &= np.all(np.isfinite(g.gradients[np.ix_(use, gi)]), axis=(0, 1))
         dk = np.array([self.weight_of(n) * UNIT_FACTORS.get(n, 1.0) for n in labels])
         coef = (w[use] / w[use].sum())[:, None] * dk[None, :] * self.scale      # (n_use, K)
