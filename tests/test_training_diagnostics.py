@@ -94,3 +94,23 @@ def test_figures(tmp_path):
     assert (tmp_path / "fig4.png").stat().st_size > 1000
     with pytest.raises(IndexError):
         plot_gradient_comparison(emu, g, "MG_FE", ref=999)
+
+
+def test_tracked_pixel_loss_curve():
+    from ddpayne.model.training import TrainingSettings, train_emulator
+    from test_training_toymodel import random_labels, toy_batch
+
+    rng = np.random.default_rng(0)
+    lab = random_labels(40, rng)
+    s = TrainingSettings(epochs=3, batch_size=16, progress=False, num_threads=1, allow_underdetermined=True,
+                         track_pixels=(14, 40))
+    emu, hist = train_emulator(toy_batch(lab, 50, rng), lab, LABELS, emulator_options={"n_hidden": 4},
+                               regularizer_options={"gradients": toy_gradients(ref_grid())}, settings=s)
+    for c in ("data_train_14", "data_val_14", "reg_14", "reg_40"):
+        assert c in hist.colnames and np.all(np.isfinite(hist[c]))
+    # the average over pixels is the mean of the per-pixel terms: one pixel is of the same order
+    assert 0 < hist["data_val_40"][-1] < 100 * hist["data_val"][-1] * WAVE.size
+    fig = plot_loss_history(hist, pixel=14)
+    assert fig.axes[0].get_ylabel() == "loss of pixel 14" and len(fig.axes[0].lines) == 3
+    with pytest.raises(KeyError, match="track_pixels"):
+        plot_loss_history(hist, pixel=3)

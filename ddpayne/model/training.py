@@ -96,6 +96,9 @@ class TrainingSettings:
         ``autograd``: always torch autograd; ``auto`` (default): manual on CPU, autograd on GPU (large
         fused kernels suit a GPU better than many small blocks). Both give the same gradients up to
         rounding.
+    track_pixels : tuple of int
+        Pixels whose own loss terms are recorded every epoch (history columns ``data_train_<p>``,
+        ``data_val_<p>``, ``reg_<p>``), as in the paper's Fig. 3 (one pixel's loss curve).
     """
 
     epochs: int = 10000
@@ -114,6 +117,7 @@ class TrainingSettings:
     progress: bool = True
     num_threads: int | None = None
     backprop: str = "auto"
+    track_pixels: tuple = ()
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
@@ -142,7 +146,7 @@ class TrainingSettings:
         another device)."""
         d = dataclasses.asdict(self)
         for k in ("checkpoint_every", "progress", "memory_budget_mb", "pixel_chunk", "num_threads",
-                  "backprop", "device"):
+                  "backprop", "device", "track_pixels"):
             d.pop(k)
         return d
 
@@ -514,6 +518,16 @@ def _train(batch, labels, label_names, star_ids, emulator, emulator_options, reg
         loss_val = (data_val if len(val_idx) else data_train) + reg_mean
         row = {"epoch": epoch, "data_train": data_train, "data_val": data_val, "reg": reg_mean,
                "loss_val": loss_val, "lr": lr, "seconds": time.perf_counter() - t_start}
+        for px in settings.track_pixels:     # one pixel's terms (paper Fig. 3), not timed
+            one = slice(int(px), int(px) + 1)
+            with torch.no_grad():
+                row[f"data_train_{px}"] = sum(float(data_term(t_train[a:a + settings.batch_size], one, False))
+                                              for a in range(0, len(train_idx), settings.batch_size)
+                                              ) / len(train_idx)
+                row[f"data_val_{px}"] = (sum(float(data_term(t_val[a:a + settings.batch_size], one, False))
+                                             for a in range(0, len(val_idx), settings.batch_size))
+                                         / len(val_idx)) if len(val_idx) else float("nan")
+                row[f"reg_{px}"] = float(reg.penalty(emu, pixels=one)) if reg_pixels else float("nan")
         history.append(row)
         if loss_val < best["loss"]:
             best = {"loss": loss_val, "epoch": epoch,
@@ -549,8 +563,10 @@ def history_table(history: Sequence[Mapping]) -> Table:
     """The training history as a Table (columns epoch, data_train, data_val, reg, loss_val, lr,
     seconds)."""
     names = ["epoch", "data_train", "data_val", "reg", "loss_val", "lr", "seconds"]
+    if history:
+        names += [k for k in history[0] if k not in names]
     t = Table(rows=[[row.get(n, np.nan) for n in names] for row in history] if history else None,
-              names=names, dtype=[int, float, float, float, float, float, float])
+              names=names, dtype=[int] + [float] * (len(names) - 1))
     t["data_train"].description = "data term (chi2 per pixel per spectrum), training stars"
     t["data_val"].description = "data term (chi2 per pixel per spectrum), validation stars"
     t["reg"].description = "regularization term per pixel"

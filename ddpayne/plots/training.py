@@ -31,7 +31,8 @@ def _label_text(label: str) -> str:
     return f"[{element_of(label)}/Fe]"
 
 
-def plot_loss_history(history: Table, ax=None, title: str | None = None) -> Figure:
+def plot_loss_history(history: Table, ax=None, title: str | None = None,
+                      pixel: int | None = None) -> Figure:
     """Loss terms against epoch (paper Fig. 3).
 
     Parameters
@@ -42,6 +43,9 @@ def plot_loss_history(history: Table, ax=None, title: str | None = None) -> Figu
     ax : matplotlib Axes, optional
         Draw there instead of a new figure.
     title : str, optional
+    pixel : int, optional
+        Plot the terms of this pixel (recorded with ``TrainingSettings(track_pixels=(pixel,))``), as in
+        the paper's figure, instead of the averages over pixels.
 
     Returns
     -------
@@ -53,17 +57,20 @@ def plot_loss_history(history: Table, ax=None, title: str | None = None) -> Figu
     else:
         fig = ax.figure
     ep = np.asarray(history["epoch"]) + 1
-    ax.plot(ep, history["data_train"], color="0.6", label="data term, training")
-    if np.any(np.isfinite(np.asarray(history["data_val"], dtype=float))):
-        ax.plot(ep, history["data_val"], color="k", label="data term, validation")
-    reg = np.asarray(history["reg"], dtype=float)
+    sfx = "" if pixel is None else f"_{pixel}"
+    if pixel is not None and f"data_train{sfx}" not in history.colnames:
+        raise KeyError(f"pixel {pixel} was not tracked: train with TrainingSettings(track_pixels=({pixel},))")
+    ax.plot(ep, history["data_train" + sfx], color="0.6", label="data term, training")
+    if np.any(np.isfinite(np.asarray(history["data_val" + sfx], dtype=float))):
+        ax.plot(ep, history["data_val" + sfx], color="k", label="data term, validation")
+    reg = np.asarray(history["reg" + sfx], dtype=float)
     if np.any(reg > 0):
         ax.plot(ep, reg, color="tab:blue", label="regularization (gradient spectra)")
     ax.set_yscale("log")
     if ep.size > 1:
         ax.set_xscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss per pixel")
+    ax.set_ylabel("loss per pixel" if pixel is None else f"loss of pixel {pixel}")
     ax.legend(frameon=False)
     if title:
         ax.set_title(title)
