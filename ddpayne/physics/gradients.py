@@ -291,7 +291,7 @@ class GradientSpectra:
 
     def checksum(self) -> str:
         """SHA-256 (hex) of the stored content (grid, labels, steps, reference points, mask, base flux
-        and the float16-encoded gradients). Identical before writing and after reading back."""
+        and the int16-quantised gradients). Identical before writing and after reading back."""
         q, scale = self._encoded()
         h = hashlib.sha256()
         h.update(f"ddpgrad{FORMAT_VERSION}".encode())
