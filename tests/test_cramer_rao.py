@@ -159,3 +159,12 @@ def test_precision_figure(tmp_path):
     assert np.allclose(bars, [0.1, 0.01, 0.01, 0.02])          # Teff drawn per 100 K
     fig.savefig(tmp_path / "fig9.png")
     assert (tmp_path / "fig9.png").stat().st_size > 1000
+
+
+def test_crb_from_gradients_photon_noise_uses_base_flux():
+    gs = _fake_gradient_spectra()
+    gs.base_flux = np.full_like(gs.base_flux, 0.25)          # every pixel at a quarter of the continuum
+    t = crb.crb_from_gradients(gs, ref=1, snr=100)
+    ref = crb.crb_from_gradients(gs, ref=1, snr=100, use_flux=False)
+    # sigma = sqrt(0.25)/100 = half of 1/100: the bound halves
+    assert np.allclose(t["CRB"], 0.5 * ref["CRB"])

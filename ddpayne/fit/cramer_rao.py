@@ -121,8 +121,8 @@ def crb_from_gradients(gradient_spectra, labels=None, snr: float = 100.0, ref=No
         The label point; the nearest reference point (in labels scaled by the reference-point spread)
         is used. Give ``ref`` (an index) instead to pick one directly.
     snr : float
-        Per-pixel S/N of the continuum; σ = f/snr when ``use_flux`` (photon-noise-like, lines are less
-        noisy in absolute terms) else 1/snr.
+        Per-pixel S/N of the continuum; σ = sqrt(f)/snr when ``use_flux`` (photon noise: the variance
+        scales with the counts, so line cores are less noisy in absolute terms) else 1/snr.
     ivar : array (n_pix,), optional
         Explicit inverse variance (overrides ``snr``).
     label_names : sequence of str, optional
@@ -153,7 +153,7 @@ def crb_from_gradients(gradient_spectra, labels=None, snr: float = 100.0, ref=No
     G = np.asarray(gs.gradients[ref], dtype=float).T                  # (n_pix, n_label)
     if ivar is None:
         f = np.asarray(gs.base_flux[ref], dtype=float) if use_flux else np.ones(G.shape[0])
-        sigma = np.clip(f, 1e-3, None) / float(snr)
+        sigma = np.sqrt(np.clip(f, 1e-3, None)) / float(snr)
         ivar = 1.0 / sigma ** 2
     ivar = np.where(np.asarray(gs.mask, bool), 0.0, np.asarray(ivar, dtype=float))
     if label_names is not None:
