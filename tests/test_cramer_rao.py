@@ -168,3 +168,22 @@ def test_crb_from_gradients_photon_noise_uses_base_flux():
     ref = crb.crb_from_gradients(gs, ref=1, snr=100, use_flux=False)
     # sigma = sqrt(0.25)/100 = half of 1/100: the bound halves
     assert np.allclose(t["CRB"], 0.5 * ref["CRB"])
+
+
+def test_crb_from_the_committed_desi_gradient_product():
+    """Physical bound at the paper's Fig. 9 star (Teff 5900, logg 4.0, [Fe/H] -0.5) from the DESI product."""
+    from pathlib import Path
+
+    from ddpayne.physics.gradients import GradientSpectra
+
+    path = Path(crb.__file__).parents[1] / "data" / "gradients_desi.fits"
+    gs = GradientSpectra.read(path)
+    t = crb.crb_from_gradients(gs, labels={"TEFF": 5900, "LOGG": 4.0, "FE_H": -0.5}, snr=100)
+    b = dict(zip(t["LABEL"], t["CRB"]))
+    assert np.all(np.isfinite(t["CRB"])) and np.all(t["CRB"] > 0)
+    # orders of magnitude of the paper's Fig. 9 bounds at S/N = 100: ~10 K, ~0.01-0.03 dex
+    assert 3 < b["TEFF"] < 40 and 0.003 < b["LOGG"] < 0.06 and 0.002 < b["FE_H"] < 0.03
+    # oxygen has only the 7774 Å triplet in the DESI range: the least constrained abundance
+    assert b["O_FE"] == max(v for k, v in b.items() if k.endswith("_FE"))
+    t50 = crb.crb_from_gradients(gs, ref=t.meta["REF"], snr=50)
+    assert np.allclose(t50["CRB"], 2 * t["CRB"])
