@@ -9,8 +9,12 @@ For each mock star (a library spectrum, i.e. noiseless normalised flux on the DE
 3. the normalised spectrum is Doppler shifted by RV_TRUE (cubic-spline resampling of the 0.8 Å library
    spectrum, λ_obs = λ_rest (1 + v/c)) onto the real DESI arm grids B 3600–5800 Å (2751 px), R 5760–7620 Å
    (2326 px), Z 7520–9824 Å (2881 px), all 0.8 Å (vacuum);
-4. Gaussian noise: per-pixel σ ∝ √(F_λ T_arm(λ)) (photon noise with a smooth arm throughput), scaled so that
-   the median per-pixel S/N of the **R arm** equals the requested ``snr``; IVAR = 1/σ². Pixels the shifted
+4. Gaussian noise: per-pixel variance ∝ (F_λ T(λ) + b·m_R) / T(λ)² — photon noise of the star through a
+   smooth arm throughput T plus a constant sky/read-noise floor ``b`` (``background``, default 0.3) in
+   units of the star's median R-arm counts m_R — scaled so that the median per-pixel S/N of the **R arm**
+   equals the requested ``snr``; IVAR = 1/σ². (Without the floor, line cores of cool stars get huge
+   inverse variances, and the ivar-weighted pseudo-continuum of the data path would sit 0.2–0.3 low in the
+   blue: real DESI noise has a floor.) Pixels the shifted
    library spectrum does not cover get IVAR = 0 and MASK bit 8 (NODATA, as desispec's specmask).
 5. RESOLUTION: a Gaussian LSF of FWHM = λ/R(λ) (the DESI preset of :mod:`ddpayne.physics.degrade`) in DESI's
    11-diagonal banded format (the library spectra already carry that LSF).
@@ -106,7 +110,7 @@ def _no_dex(t: Table) -> Table:
 
 def make_mock_survey(outdir: str | Path, n_stars: int, snr: float = 50.0, seed: int = 1, n_per_file: int = 500,
                      library: MockLibrary | str | Path | None = None, ref_fraction: float = 1.0,
-                     snr_spread: float = 0.0) -> dict[str, list[Path] | Path]:
+                     snr_spread: float = 0.0, background: float = 0.3) -> dict[str, list[Path] | Path]:
     """Write a mock DESI survey (see the module docstring).
 
     Parameters
@@ -128,6 +132,8 @@ def make_mock_survey(outdir: str | Path, n_stars: int, snr: float = 50.0, seed: 
         Fraction of stars listed in the reference-label catalogue.
     snr_spread : float
         If > 0, each star's S/N is ``snr × 10**N(0, snr_spread)`` (a spread of S/N like a real survey).
+    background : float
+        Sky + read-noise variance floor in units of the star's median R-arm counts (see above).
 
     Returns
     -------
@@ -141,6 +147,8 @@ def make_mock_survey(outdir: str | Path, n_stars: int, snr: float = 50.0, seed: 
         raise ValueError("n_stars must be >= 1")
     if not snr > 0:
         raise ValueError(f"snr must be positive, got {snr}")
+    if background < 0:
+        raise ValueError(f"background must be >= 0, got {background}")
     rng = np.random.default_rng(seed)
     n_lib = len(lib)
     if n_stars <= n_lib:
@@ -176,15 +184,16 @@ def make_mock_survey(outdir: str | Path, n_stars: int, snr: float = 50.0, seed: 
         lo, hi = lib_wave[ok][0], lib_wave[ok][-1]
         cont_all = {a: _continuum(arm_waves[a], float(labels["TEFF"][i]), float(gal["EBV_TRUE"][i]),
                                   float(gal["PHOT_G_MEAN_MAG"][i])) for a in ARMS}
-        # noise scale: sigma = k * sqrt(F * T) / T  (flux-calibrated photon noise); S/N = sqrt(F T) / k
-        sn_r = np.sqrt(cont_all["R"] * thr["R"])
-        k = np.median(sn_r) / star_snr[i]
+        # noise: sigma = k * sqrt(F T + b m_R) / T; S/N = F T / (k sqrt(F T + b m_R)), median over R = snr
+        counts_r = cont_all["R"] * thr["R"]
+        floor = background * np.median(counts_r)
+        k = np.median(counts_r / np.sqrt(counts_r + floor)) / star_snr[i]
         for a in ARMS:
             w_rest = arm_waves[a] / (1.0 + rv[i] / C_KMS)
             inside = (w_rest >= lo) & (w_rest <= hi)
             norm = np.where(inside, spline(np.clip(w_rest, lo, hi)), 1.0)
             true_flux = cont_all[a] * norm
-            sigma = k * np.sqrt(np.clip(true_flux, 1e-30, None) * thr[a]) / thr[a]
+            sigma = k * np.sqrt(np.clip(true_flux, 0.0, None) * thr[a] + floor) / thr[a]
             obs = true_flux + rng.normal(0, 1, true_flux.size) * sigma
             flux[a][i] = obs
             ivar[a][i] = np.where(inside, 1.0 / sigma**2, 0.0)
@@ -306,7 +315,7 @@ def make_mock_survey(outdir: str | Path, n_stars: int, snr: float = 50.0, seed: 
     _no_dex(rvtab)
 
     prov = {"created": now, "ddpayne_version": __version__, "n_stars": n_stars, "snr": snr, "seed": seed,
-            "snr_spread": snr_spread, "library": lib.provenance}
+            "snr_spread": snr_spread, "background": background, "library": lib.provenance}
     mws = outdir / "mwsall-mock.fits"
     prim = fits.PrimaryHDU()
     prim.header["MOCK"] = True
@@ -367,10 +376,11 @@ def main(argv=None):
     ap.add_argument("--n-per-file", type=int, default=500)
     ap.add_argument("--library")
     ap.add_argument("--snr-spread", type=float, default=0.0)
+    ap.add_argument("--background", type=float, default=0.3)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = make_mock_survey(args.outdir, args.n_stars, args.snr, args.seed, args.n_per_file, args.library,
-                           snr_spread=args.snr_spread)
+                           snr_spread=args.snr_spread, background=args.background)
     print(json.dumps({k: [str(p) for p in v] if isinstance(v, list) else str(v) for k, v in out.items()}, indent=1))
 
 
