@@ -71,7 +71,8 @@ def test_mock_library_committed():
     np.testing.assert_array_equal(lib.wavelength, desi_grid())
     good = np.isfinite(lib.flux)
     assert good.mean() > 0.99
-    # normalised by the L = 20 Å pseudo-continuum: in the crowded blue it can exceed 1 by up to ~40 %
-    assert np.all((lib.flux[good] > -0.05) & (lib.flux[good] < 1.6))
+    # normalised by the L = 20 Å pseudo-continuum: in the crowded blue of cool metal-rich stars that
+    # continuum is about half the true one, so the flux reaches ~2 there
+    assert np.all((lib.flux[good] > -0.05) & (lib.flux[good] < 3.0))
     assert abs(np.median(lib.flux[good]) - 1) < 0.05
     assert lib.provenance["n_stars"] == len(lib)

@@ -19,7 +19,7 @@ Populations (column ``POP``) with weights thin 0.50, thick 0.27, halo 0.13, GES-
 * VMIC = :func:`ddpayne.physics.references.vmic_relation` + N(0, 0.1), clipped to [0.5, 2.5].
 
 The library file (``ddpayne/data/mock_library.fits``) holds the noiseless normalised spectra on the
-DESI grid (uint16 scaled by 30000: 3e-5 precision) and the true labels; it is built from the
+DESI grid (uint16 scaled by 20000: 2.5e-5 precision, up to 3.27) and the true labels; it is built from the
 synthesis runner's results by ``python -m ddpayne.mock.library build``.
 """
 from __future__ import annotations
@@ -48,7 +48,7 @@ FEH_RANGE = (-2.5, 0.4)
 #: Default committed library path.
 DEFAULT_LIBRARY = Path(__file__).resolve().parent.parent / "data" / "mock_library.fits"
 #: Stored flux = round(flux × FLUX_SCALE) as uint16.
-FLUX_SCALE = 30000.0
+FLUX_SCALE = 20000.0
 
 
 def _alpha_trend(pop: np.ndarray, feh: np.ndarray) -> np.ndarray:
@@ -156,7 +156,7 @@ class MockLibrary:
 
     def write(self, path: str | Path) -> Path:
         """Write FITS: WAVELENGTH (float64), FLUX (uint16 = round(flux × FLUX_SCALE), 65535 = no data,
-        GZIP-tile-compressed: precision 3e-5 for flux in [0, 2.18]), LABELS (table), PROVENANCE (JSON)."""
+        GZIP-tile-compressed: precision 2.5e-5 for flux in [0, 3.27]), LABELS (table), PROVENANCE (JSON)."""
         path = Path(path)
         prim = fits.PrimaryHDU()
         prim.header["DDPMOCK"] = (2, "ddpayne mock library format version")
