@@ -93,6 +93,10 @@ class TrainingConfig:
     epochs: int = 2000
     #: Mini-batch size (paper: 512).
     batch_size: int = 512
+    #: Learning rate at the first epoch (paper: 0.01).
+    learning_rate: float = 0.01
+    #: Learning rate at the last epoch, reached exponentially (paper: 0.0001).
+    final_learning_rate: float = 0.0001
     #: Minimum S/N of training spectra (paper: 20).
     min_snr: float = 20.0
     #: Fraction of training stars held out for validation.

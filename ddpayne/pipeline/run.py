@@ -190,6 +190,7 @@ class Pipeline:
         if tc.regularizer == "kurucz":
             reg_options["gradients"] = str(self.cfg.path(tc.gradients)) if tc.gradients else None
         settings = TrainingSettings(epochs=tc.epochs, batch_size=tc.batch_size, seed=tc.seed, device=tc.device,
+                                    learning_rate=tc.learning_rate, final_learning_rate=tc.final_learning_rate,
                                     validation_fraction=tc.validation_fraction,
                                     checkpoint_every=tc.checkpoint_every,
                                     allow_underdetermined=tc.allow_underdetermined)
