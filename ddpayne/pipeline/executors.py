@@ -159,7 +159,7 @@ def _write_part(table, p: Path) -> None:
 
 def run_fit(inputs: Sequence, output, emulator, fitter="lm", fitter_options: Mapping | None = None,
             fixed: Mapping | None = None, loader: Callable | None = None, backend: str = "serial",
-            n_workers: int | None = None, threads_per_worker: int | None = 1, scheduler: str | None = None,
+            n_workers: int | None = None, threads_per_worker: int | None = None, scheduler: str | None = None,
             device: str | None = None, keep_meta: Sequence[str] = (), progress: bool = True,
             merge: bool = True, qflag_n_per_bin: int = 500, max_files: int | None = None) -> FitRunSummary:
     """Fit every spectrum of ``inputs`` and write the catalogue ``output`` (resumable).
@@ -187,7 +187,8 @@ def run_fit(inputs: Sequence, output, emulator, fitter="lm", fitter_options: Map
     n_workers : int, optional
         Worker processes (default: CPU count // threads_per_worker; ignored for ``serial``).
     threads_per_worker : int, optional
-        torch threads per worker (``None``: leave torch's default).
+        torch threads per worker. Default: torch's own setting for ``serial``, 1 for the parallel
+        backends (one process per core).
     scheduler : str, optional
         dask scheduler address; default a ``LocalCluster`` of ``n_workers`` processes.
     device : str, optional
@@ -213,6 +214,8 @@ def run_fit(inputs: Sequence, output, emulator, fitter="lm", fitter_options: Map
     parts_dir = output.with_name(output.name + ".parts")
     parts_dir.mkdir(parents=True, exist_ok=True)
     inputs = [str(p) for p in inputs]
+    if threads_per_worker is None and backend != "serial":
+        threads_per_worker = 1
     options = dict(fitter_options or {})
     if device is not None and isinstance(fitter, str):
         options["device"] = device
