@@ -216,10 +216,10 @@ def test_reference_subsets_per_step_are_unbiased_and_deterministic():
     sub = registry.create("regularizer", "kurucz", gradients=g, refs_per_step=3, seed=1)
     total = float(full.penalty(emu).detach())
     values = []
-    for step in range(400):
+    for step in range(150):
         sub.set_step(step)
         values.append(float(sub.penalty(emu).detach()))
-    assert np.mean(values) == pytest.approx(total, rel=0.05)         # unbiased estimate
+    assert np.mean(values) == pytest.approx(total, rel=0.1)          # unbiased estimate
     assert np.std(values) > 0
     sub.set_step(17)
     a = float(sub.penalty(emu).detach())
