@@ -1,6 +1,6 @@
 """``ddpayne run`` end to end on a small mock DESI survey whose truth is known.
 
-The library here is analytic (:class:`ddpayne.fit.testing.LineEmulator` lines, continuum-normalised like
+The library here is analytic (:mod:`ddpayne.mock.standin`: Gaussian lines, continuum-normalised like
 real spectra) so that the test is fast and independent of the MOOG synthesis products; the mock survey
 around it is the real thing: DESI-layout coadds, an mwsall-like catalogue, 2MASS and reference labels.
 Training is deliberately small (4 labels, 563 pixels, 10-neuron networks, 200 epochs of batches of 64,
@@ -24,19 +24,11 @@ LABELS = ("TEFF", "LOGG", "FE_H", "MG_FE")
 
 @pytest.fixture(scope="module")
 def mock(tmp_path_factory):
-    from ddpayne.fit.testing import LineEmulator
-    from ddpayne.mock.library import MockLibrary, draw_labels
+    from ddpayne.mock.standin import analytic_library
     from ddpayne.mock.survey import make_mock_survey
-    from ddpayne.prepare.continuum import normalise
-    from ddpayne.prepare.grid import desi_grid
 
     root = tmp_path_factory.mktemp("pipeline")
-    grid = desi_grid()
-    labels = draw_labels(300, seed=3)
-    emu = LineEmulator(grid, label_names=LABELS, n_lines=400, seed=2)
-    flux = emu.predict(np.column_stack([np.asarray(labels[n], float) for n in LABELS]))
-    norm, _, _ = normalise(grid, flux, np.ones_like(flux))
-    lib = MockLibrary(grid, norm, labels, {"kind": "analytic test library"})
+    lib = analytic_library(300, LABELS, seed=3)
     paths = make_mock_survey(root / "mock", 300, snr=80, seed=5, n_per_file=150, library=lib)
     # one corrupted file in the input: the run must go on and report it
     (root / "mock" / "coadd-main-bright-99999.fits").write_bytes(b"SIMPLE  =                    T" + b" " * 50)
