@@ -3,7 +3,7 @@
 :func:`run_fit` fits every spectrum of a list of input files (one task per file, e.g. one DESI healpix
 coadd) and writes one catalogue. It is built to run for days and be killed:
 
-* **Resumable.** Each finished file becomes a *part* ``<output>.parts/<index>-<name>-<hash>.fits``,
+* **Resumable.** (One run per output at a time.) Each finished file becomes a *part* ``<output>.parts/<index>-<name>-<hash>.fits``,
   written atomically (:func:`ddpayne.io.atomic.atomic_path`) by the driver. A restarted run skips
   files whose part exists and is readable, so a killed run continues where it stopped, with no
   duplicated or lost rows (a part is all of a file's rows or nothing).
@@ -213,6 +213,9 @@ def run_fit(inputs: Sequence, output, emulator, fitter="lm", fitter_options: Map
     output = Path(output)
     parts_dir = output.with_name(output.name + ".parts")
     parts_dir.mkdir(parents=True, exist_ok=True)
+    for stale in parts_dir.glob(".*.tmp*"):  # half-written parts of a killed run (one run per output)
+        log.info("removing %s left by an interrupted run", stale)
+        stale.unlink(missing_ok=True)
     inputs = [str(p) for p in inputs]
     if threads_per_worker is None and backend != "serial":
         threads_per_worker = 1
