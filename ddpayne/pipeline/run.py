@@ -188,7 +188,7 @@ class Pipeline:
         ts.report.write(self.out / "model" / "training-set-report.ecsv", format="ascii.ecsv", overwrite=True)
         reg_options = {}
         if tc.regularizer == "kurucz":
-            reg_options["gradients"] = str(self.cfg.path(tc.gradients)) if tc.gradients else None
+            reg_options["gradients"] = str(self._matched_gradients(ts.batch.wavelength, ts.label_names))
         settings = TrainingSettings(epochs=tc.epochs, batch_size=tc.batch_size, seed=tc.seed, device=tc.device,
                                     learning_rate=tc.learning_rate, final_learning_rate=tc.final_learning_rate,
                                     validation_fraction=tc.validation_fraction,
@@ -203,6 +203,37 @@ class Pipeline:
         self._mark_done(model_path, digest, n_train=len(ts))
         self._emulator = emulator
         return emulator
+
+    def _matched_gradients(self, grid: np.ndarray, label_names) -> Path:
+        """The gradient-spectra file restricted to the training grid and labels (``model/gradients.fits``).
+
+        A run on part of the survey grid (``[prepare] wave_range``) or on fewer labels regularizes with the
+        matching pixels and labels of the full product.
+        """
+        from ..physics.gradients import GradientSpectra
+
+        tc = self.cfg.training
+        src = self.cfg.path(tc.gradients) if tc.gradients else \
+            Path(__file__).resolve().parent.parent / "data" / "gradients_desi.fits"
+        if not src.exists():
+            raise DDPayneError(f"gradient-spectra file {src} not found: set [training] gradients, or "
+                               "regularizer = \"none\"")
+        g = GradientSpectra.read(src)
+        missing = [n for n in label_names if n not in g.label_names]
+        if missing:
+            raise DDPayneError(f"{src} has no gradient spectra for {missing}: train without them or use "
+                               "another gradient file")
+        idx = np.searchsorted(g.wavelength, grid)
+        idx = np.clip(idx, 0, g.wavelength.size - 1)
+        if not np.allclose(g.wavelength[idx], grid, rtol=0, atol=1e-6):
+            raise DDPayneError(f"{src} is on another wavelength grid than the prepared spectra")
+        sub = g.subset(labels=list(label_names))
+        matched = GradientSpectra(grid, sub.label_names, sub.ref_labels, sub.steps, sub.gradients[:, :, idx],
+                                  sub.base_flux[:, idx], mask=sub.mask[idx], ref_kind=sub.ref_kind,
+                                  provenance={**sub.provenance, "matched_to": "pipeline training grid"})
+        path = self.out / "model" / "gradients.fits"
+        matched.write(path)
+        return path
 
     @property
     def emulator(self):
