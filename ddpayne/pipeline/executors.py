@@ -371,7 +371,6 @@ def merge_parts(parts: Sequence, output, qflag_n_per_bin: int = 500) -> int:
     import json
 
     from astropy.io import fits
-    from astropy.table import Table
 
     from ..fit.quality import QFLAG_CHI2_LIMIT, qflag_chi2
     from ..fit.results import read_result_table, result_table_hdu

@@ -191,8 +191,6 @@ class BatchedLMFitter(Fitter):
         IncompatibleModelError
             The batch is on another grid, or a fixed label is not one of the emulator's.
         """
-        import torch
-
         results.check_grid(emulator, batch)
         names = list(emulator.label_names)
         L, n = len(names), len(batch)
