@@ -36,6 +36,8 @@ def setup(tmp_path_factory):
 @pytest.mark.parametrize("backend", ["multiprocessing", "dask"])
 def test_parallel_backend_equals_serial(setup, backend):
     files, factory, serial, d = setup
+    if backend == "dask":
+        pytest.importorskip("distributed", reason="the dask backend needs the ddpayne[dask] extra")
     s = run_fit(files, d / f"{backend}.fits", factory, backend=backend, n_workers=2, progress=False)
     assert not s.failed and s.n_rows == 12
     t = read_result_table(s.output)
