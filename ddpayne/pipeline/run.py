@@ -197,9 +197,14 @@ class Pipeline:
         emulator, history = ts.train(emulator=tc.emulator, regularizer=tc.regularizer,
                                      emulator_options={"n_hidden": tc.n_hidden},
                                      regularizer_options={k: v for k, v in reg_options.items() if v},
-                                     settings=settings, checkpoint_dir=self.out / "model" / "checkpoints",
+                                     settings=settings,
+                                     # one checkpoint folder per settings digest: a killed run resumes, a
+                                     # run with changed settings starts afresh
+                                     checkpoint_dir=self.out / "model" / f"checkpoints-{digest}",
                                      output=model_path)
         history.write(self.out / "model" / "history.ecsv", format="ascii.ecsv", overwrite=True)
+        # the fit stage flags solutions outside the training set's label coverage with these
+        ts.label_table().write(self.out / "model" / "training-labels.ecsv", format="ascii.ecsv", overwrite=True)
         self._mark_done(model_path, digest, n_train=len(ts))
         self._emulator = emulator
         return emulator
@@ -253,7 +258,17 @@ class Pipeline:
         model = self.cfg.path(self.cfg.training.model) if self.cfg.training.model else \
             self.out / "model" / "emulator.pt"
         emulator = model if fc.executor != "serial" and model.exists() else self.emulator
+        options = {}
+        train_labels = self.out / "model" / "training-labels.ecsv"
+        if train_labels.exists() and not self.cfg.training.model:
+            t = Table.read(train_labels, format="ascii.ecsv")
+            names = getattr(self.emulator, "label_names", ())
+            if all(n in t.colnames for n in names):
+                options["training_labels"] = np.column_stack([np.asarray(t[n], float) for n in names])
+        else:
+            log.info("no training labels: the fit cannot flag solutions outside the training coverage")
         summary = run_fit(self.prepared_files(), target, emulator, fitter=fc.fitter, backend=fc.executor,
+                          fitter_options=options,
                           n_workers=fc.n_workers, scheduler=fc.scheduler or None, device=fc.device,
                           keep_meta=("TARGETID",))
         if summary.failed:
