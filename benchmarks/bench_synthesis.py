@@ -9,10 +9,15 @@ forward-difference gradient spectra for a few labels with MOOG at each setting, 
 over unmasked (non-hydrogen) pixels, plus the time per 1000 Å of synthesis. The reference setting is
 the finest (0.02 Å, no cut), measured in the same process.
 
+``--set mock`` instead compares the degraded *flux* of two mock-library stars (a cool giant and a dwarf)
+at cheaper settings with the reference, in 3900–4500 Å, with the MOOG CPU time of each setting
+(the accuracy that matters for mock spectra, which are data rather than gradients).
+
 Run::
 
     python benchmarks/bench_synthesis.py                # default windows and settings
     python benchmarks/bench_synthesis.py --full         # whole DESI range (slow: ~minutes per setting)
+    python benchmarks/bench_synthesis.py --set mock     # mock-library settings (flux accuracy)
 """
 from __future__ import annotations
 
@@ -73,6 +78,40 @@ def run(windows, labels, settings_list, label_list):
     return results
 
 
+MOCK_STARS = {  # mock-00005 and mock-00040 of the committed plan (work-synth/plan.json)
+    "cool giant": {"TEFF": 4855.8, "LOGG": 2.433, "FE_H": 0.0113, "VMIC": 1.6},
+    "dwarf": {"TEFF": 6072.4, "LOGG": 4.5283, "FE_H": -0.7838, "VMIC": 1.1},
+}
+MOCK_SETTINGS = [("0.02 reference", SynthSettings()), ("0.03", SynthSettings(step=0.03)),
+                 ("0.02 cut -13", SynthSettings(min_strength=-13.0)),
+                 ("0.03 cut -13", SynthSettings(step=0.03, min_strength=-13.0)),
+                 ("0.04 cut -13", SynthSettings(step=0.04, min_strength=-13.0))]
+
+
+def run_mock(window=(3900.0, 4500.0)):
+    """Degraded-flux change and MOOG CPU time of cheaper settings, for the MOCK_STARS."""
+    import resource
+
+    def cpu():
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    grid = desi_grid()
+    sel = (grid > window[0] + 150) & (grid < window[1] - 150)
+    for star, labels in MOCK_STARS.items():
+        ref = None
+        for name, st in MOCK_SETTINGS:
+            syn = MoogSynthesizer(st)
+            c0 = cpu()
+            w, f = syn.synthesize(labels, *window)
+            c = cpu() - c0
+            d = degrade_to_survey(w, f, grid)[sel]
+            ref = d if ref is None else ref
+            diff = d - ref
+            print(f"{star:10s} {name:16s} MOOG CPU {c:6.1f} s  flux change rms {100 * np.sqrt(np.mean(diff ** 2)):.3f} %"
+                  f"  max {100 * np.abs(diff).max():.3f} %", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", action="store_true", help="whole DESI range instead of three windows")
@@ -81,9 +120,13 @@ def main():
     ap.add_argument("--feh", type=float, default=-0.5)
     ap.add_argument("--labels", default="TEFF,FE_H,MG_FE,N_FE")
     ap.add_argument("--json", help="write results to this file")
-    ap.add_argument("--set", choices=["steps", "cuts"], default="cuts",
-                    help="'steps': 0.02/0.03/0.05/0.1 Å; 'cuts': line-strength cuts and delta at 0.02 Å")
+    ap.add_argument("--set", choices=["steps", "cuts", "mock"], default="cuts",
+                    help="'steps': 0.02/0.03/0.05/0.1 Å; 'cuts': line-strength cuts and delta at 0.02 Å; "
+                         "'mock': flux accuracy of cheaper settings for mock stars")
     args = ap.parse_args()
+    if args.set == "mock":
+        run_mock()
+        return
     windows = [(3600.0, 9824.0)] if args.full else [(3750.0, 4450.0), (4950.0, 5450.0), (8300.0, 8800.0)]
     labels = {"TEFF": args.teff, "LOGG": args.logg, "FE_H": args.feh, "VMIC": 1.1,
               "MG_FE": 0.2, "SI_FE": 0.2, "CA_FE": 0.2, "TI_FE": 0.2, "O_FE": 0.2}

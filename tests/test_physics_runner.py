@@ -147,3 +147,57 @@ def test_redegrade_from_hires():
     np.testing.assert_allclose(degrade_to_survey(w, fh, grid), f2, atol=1e-9, equal_nan=True)
     with pytest.raises(ValueError, match="instrument"):
         runner.degraded_flux(res, "sdss")
+
+
+def test_blanketing_bins():
+    """Bin means of the true-continuum flux: exact for a step function, NaN for empty bins."""
+    w = np.arange(4000.0, 4020.0, 0.02)
+    f = np.where(w < 4010.0, 0.8, 1.0)
+    start, width, b = runner.blanketing(w, f, width=5.0)
+    assert start == 4000.0 and width == 5.0 and b.size == 4
+    np.testing.assert_allclose(b, [0.8, 0.8, 1.0, 1.0])
+    _, _, b2 = runner.blanketing(np.array([4000.0, 4012.0]), np.array([0.5, 0.7]), width=5.0)
+    assert b2[0] == 0.5 and np.isnan(b2[1]) and b2[2] == 0.7
+
+
+def test_mock_jobs_use_mock_settings():
+    plan = runner.make_plan(n_mock=3)
+    g = next(j for j in plan["jobs"] if j["kind"] == "grad")
+    m = next(j for j in plan["jobs"] if j["kind"] == "mock")
+    assert runner.job_settings(plan, g) == runner.DEFAULT_SETTINGS
+    assert runner.job_settings(plan, m) == runner.DEFAULT_MOCK_SETTINGS
+    old = dict(plan)
+    old.pop("mock_settings")  # a version-1 plan: every job used the gradient settings
+    assert runner.job_settings(old, m) == runner.DEFAULT_SETTINGS
+
+
+def test_compact_moves_hires_out_and_keeps_everything(tmp_path):
+    """Old-format results (hires depths inside) become compact results + hires files, losslessly."""
+    plan = runner.make_plan(n_mock=2)
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    job = plan["jobs"][0]
+    from ddpayne.physics.airvac import vacuum_to_air
+    step = 0.05
+    a0 = float(vacuum_to_air(np.array([3590.0]))[0])
+    depth = (np.arange(int(6245 / step)) % 7 * 100).astype(np.uint16)
+    flux = np.linspace(0.9, 1.0, desi_grid().size).astype(np.float32)
+    (tmp_path / "results").mkdir()
+    np.savez_compressed(runner.result_path(tmp_path, job["id"]), flux=flux, wavelength=desi_grid(),
+                        hires_depth=depth, air_start=a0, air_step=step, labels=json.dumps(job["labels"]),
+                        seconds=3.0, cpu_seconds=2.0, finished="then")
+    assert runner.compact(tmp_path) == 1
+    assert runner.compact(tmp_path) == 0  # idempotent
+    z = np.load(runner.result_path(tmp_path, job["id"]))
+    assert "hires_depth" not in z.files and json.loads(str(z["settings"])) == plan["settings"]
+    r = runner.load_result(tmp_path, job["id"], expect_labels=job["labels"])
+    np.testing.assert_array_equal(r["flux"], flux)
+    np.testing.assert_array_equal(r["hires_depth"], depth)  # found in hires/
+    # blanketing: mean of 1 - depth over 5 Å bins (depth pattern averages to 0.03)
+    inner = r["blanket"][1:-1]
+    assert np.nanmax(np.abs(inner - (1 - 0.03))) < 2e-3
+    # without the local hires file the result still loads, and re-degrading says why it cannot
+    runner.hires_path(tmp_path, job["id"]).unlink()
+    r2 = runner.load_result(tmp_path, job["id"])
+    np.testing.assert_array_equal(r2["flux"], flux)
+    with pytest.raises(FileNotFoundError, match="high-resolution"):
+        runner.degraded_flux(r2, "lamost")

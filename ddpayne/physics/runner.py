@@ -1,13 +1,21 @@
 """Resumable background synthesis of the gradient-spectra product and the mock library.
 
 One job = one synthetic spectrum. The plan (``<workdir>/plan.json``) is written on the first run and reused
-afterwards, so label draws and job order never change between sessions. Each finished job is one file
-``<workdir>/results/<job_id>.npz`` (written atomically) holding
+afterwards, so label draws and job order never change between sessions. Each finished job is one small file
+``<workdir>/results/<job_id>.npz`` (written atomically, ~30 KB, meant to be committed) holding
 
-* ``flux``: the degraded, continuum-normalised spectrum on the survey grid (float32),
-* ``hires_depth``: MOOG's raw line depths on the uniform air grid (uint16, 1e-4 units: MOOG writes
-  4 decimals, so this is lossless) with ``air_start``, ``air_step``,
-* ``labels`` (JSON), ``seconds``, ``finished`` (UTC).
+* ``flux``: the degraded, continuum-normalised spectrum on the DESI grid (float32),
+* ``blanket``: the spectrum normalised to the *true* continuum, averaged in ``BLANKET_BIN`` Å vacuum bins
+  from ``blanket_start`` (line blanketing for broad-band SEDs),
+* ``labels`` and ``settings`` (JSON), ``seconds``, ``cpu_seconds``, ``finished`` (UTC),
+
+and one large file ``<workdir>/hires/<job_id>.npz`` (~400 KB, kept locally, not committed) with MOOG's raw
+line depths on its uniform air grid (``hires_depth``: uint16, 1e-4 units — MOOG writes 4 decimals, so this
+is lossless — with ``air_start``, ``air_step``), from which other instruments (LAMOST) can be re-degraded.
+
+Mock stars may use cheaper synthesis settings than the gradient product (``plan["mock_settings"]``): the
+mock spectra are data whose accuracy need only be far below survey noise, while the gradient product must
+keep every degraded gradient within 1 % (see docs/performance_synthesis.rst).
 
 A killed run loses at most the jobs in flight; rerunning skips every job whose file exists. Progress and
 an ETA (from the measured rate of this run) are appended to ``<workdir>/progress.log``.
@@ -46,17 +54,24 @@ log = logging.getLogger(__name__)
 
 #: Settings chosen with benchmarks/bench_synthesis.py (see docs/gradients.rst).
 DEFAULT_SETTINGS = {"step": 0.02, "delta": 1.0, "chunk": 100.0, "strong_reach": 40.0, "min_strength": None}
+#: Cheaper settings for mock-library stars (2x faster; degraded-flux change <= 0.25 % rms, see
+#: docs/performance_synthesis.rst).
+DEFAULT_MOCK_SETTINGS = {"step": 0.03, "delta": 1.0, "chunk": 100.0, "strong_reach": 40.0, "min_strength": -13.0}
+#: Width (Å) of the true-continuum blanketing bins stored with each result.
+BLANKET_BIN = 5.0
 DEFAULT_N_MOCK = 2000
 DEFAULT_MOCK_SEED = 20240601
 WAVE_RANGE = (3590.0, 9835.0)  # synthesised vacuum range: DESI grid + the LSF kernel reach (5.5 sigma)
-PLAN_VERSION = 1
+PLAN_VERSION = 2
 
 
 def make_plan(n_mock: int = DEFAULT_N_MOCK, mock_seed: int = DEFAULT_MOCK_SEED,
-              settings: dict | None = None, synthesizer: str = "moog") -> dict:
+              settings: dict | None = None, synthesizer: str = "moog",
+              mock_settings: dict | None = None) -> dict:
     """The job list (deterministic)."""
     from ..mock.library import draw_labels
     settings = dict(DEFAULT_SETTINGS if settings is None else settings)
+    mock_settings = dict(DEFAULT_MOCK_SETTINGS if mock_settings is None else mock_settings)
     refs = reference_points()
     grad_blocks = []
     for r in refs:
@@ -83,7 +98,7 @@ def make_plan(n_mock: int = DEFAULT_N_MOCK, mock_seed: int = DEFAULT_MOCK_SEED,
             gi += 1
     return {"version": PLAN_VERSION, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "ddpayne_version": __version__, "synthesizer": synthesizer, "settings": settings,
-            "wave_range_vac": WAVE_RANGE, "instrument": {"name": "DESI", "grid": "desi_grid() 3600-9824 A 0.8 A",
+            "mock_settings": mock_settings, "wave_range_vac": WAVE_RANGE, "instrument": {"name": "DESI", "grid": "desi_grid() 3600-9824 A 0.8 A",
                                                           "lsf": "Gaussian FWHM=lambda/R, R 2000@3600 -> 5500@9824 (linear)",
                                                           "continuum": "ddpayne.prepare.continuum.normalise L=20 A"},
             "gradient_steps": GRADIENT_STEPS, "mock_seed": mock_seed, "n_mock": n_mock,
@@ -105,9 +120,22 @@ def result_path(workdir: Path, job_id: str) -> Path:
     return Path(workdir) / "results" / f"{job_id}.npz"
 
 
-def load_result(workdir: str | Path, job_id: str, expect_labels: dict | None = None) -> dict | None:
-    """A finished job's result (``flux``, ``wavelength``, ``labels``, ...) or None if not done.
+def hires_path(workdir: Path, job_id: str) -> Path:
+    return Path(workdir) / "hires" / f"{job_id}.npz"
 
+
+def job_settings(plan: dict, job: dict) -> dict:
+    """The synthesis settings of one job (mock stars use ``plan["mock_settings"]`` when the plan has them)."""
+    if job["kind"] == "mock" and plan.get("mock_settings"):
+        return plan["mock_settings"]
+    return plan["settings"]
+
+
+def load_result(workdir: str | Path, job_id: str, expect_labels: dict | None = None) -> dict | None:
+    """A finished job's result (``flux``, ``wavelength``, ``labels``, ``blanket``...) or None if not done.
+
+    The high-resolution spectrum (``hires_depth``, ``air_start``, ``air_step``) is included when it is
+    stored, in the result itself (format of plan version 1) or in ``<workdir>/hires/``.
     With ``expect_labels``, a result computed for other labels (a plan changed after it was made) is
     reported and treated as not done.
     """
@@ -117,9 +145,19 @@ def load_result(workdir: str | Path, job_id: str, expect_labels: dict | None = N
     try:
         z = np.load(p)
         out = {"flux": z["flux"].astype(float), "wavelength": z["wavelength"],
-               "labels": json.loads(str(z["labels"])), "seconds": float(z["seconds"]),
-               "air_start": float(z["air_start"]), "air_step": float(z["air_step"]),
-               "hires_depth": z["hires_depth"]}
+               "labels": json.loads(str(z["labels"])), "seconds": float(z["seconds"])}
+        if "blanket" in z.files:
+            out.update(blanket=z["blanket"].astype(float), blanket_start=float(z["blanket_start"]),
+                       blanket_step=float(z["blanket_step"]))
+        if "settings" in z.files:
+            out["settings"] = json.loads(str(z["settings"]))
+        hz = z if "hires_depth" in z.files else None
+        hp = hires_path(Path(workdir), job_id)
+        if hz is None and hp.exists():
+            hz = np.load(hp)
+        if hz is not None:
+            out.update(hires_depth=hz["hires_depth"], air_start=float(hz["air_start"]),
+                       air_step=float(hz["air_step"]))
     except Exception as err:  # a damaged file: report and treat as not done
         log.warning("damaged result %s (%s): it will be recomputed", p, err)
         return None
@@ -131,6 +169,72 @@ def load_result(workdir: str | Path, job_id: str, expect_labels: dict | None = N
     return out
 
 
+def blanketing(wave_vac: np.ndarray, flux: np.ndarray, width: float = BLANKET_BIN
+               ) -> tuple[float, float, np.ndarray]:
+    """Mean true-continuum-normalised flux in ``width``-Å vacuum bins: (first bin start, width, means).
+
+    Bins start at a multiple of ``width``; bins with no sample are NaN.
+    """
+    w = np.asarray(wave_vac, float)
+    f = np.asarray(flux, float)
+    start = np.floor(w[0] / width) * width
+    idx = ((w - start) // width).astype(int)
+    n = int(idx[-1]) + 1
+    s = np.bincount(idx, weights=f, minlength=n)
+    c = np.bincount(idx, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(start), float(width), np.where(c > 0, s / np.maximum(c, 1), np.nan)
+
+
+def _write_result(workdir: Path, job_id: str, *, flux, wavelength, labels: dict, settings: dict,
+                  seconds: float, cpu_seconds: float, finished: str, hires: dict | None,
+                  blanket: tuple[float, float, np.ndarray] | None) -> None:
+    """Write a compact result (and its high-resolution companion, if given), atomically."""
+    if hires is not None:
+        hp = hires_path(workdir, job_id)
+        hp.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(hp) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **hires)
+    extra = {}
+    if blanket is not None:
+        extra = {"blanket_start": blanket[0], "blanket_step": blanket[1],
+                 "blanket": np.asarray(blanket[2], np.float32)}
+    out = result_path(workdir, job_id)
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, flux=np.asarray(flux, np.float32), wavelength=wavelength,
+                                labels=json.dumps(labels), settings=json.dumps(settings), seconds=seconds,
+                                cpu_seconds=cpu_seconds, finished=finished, **extra)
+
+
+def compact(workdir: str | Path) -> int:
+    """Convert results of the old format (high-resolution depths inside) to compact result + hires files.
+
+    Returns the number of converted results. Old results carry the plan's gradient settings.
+    """
+    workdir = Path(workdir)
+    plan = load_plan(workdir)
+    n = 0
+    for j in plan["jobs"]:
+        p = result_path(workdir, j["id"])
+        if not p.exists():
+            continue
+        z = np.load(p)
+        if "hires_depth" not in z.files:
+            continue
+        res = {"hires_depth": z["hires_depth"], "air_start": float(z["air_start"]),
+               "air_step": float(z["air_step"])}
+        w, f = hires_spectrum(res)
+        _write_result(workdir, j["id"], flux=z["flux"], wavelength=z["wavelength"],
+                      labels=json.loads(str(z["labels"])), settings=plan["settings"],
+                      seconds=float(z["seconds"]),
+                      cpu_seconds=float(z["cpu_seconds"]) if "cpu_seconds" in z.files else float("nan"),
+                      finished=str(z["finished"]), hires=res, blanket=blanketing(w, f))
+        n += 1
+    return n
+
+
 #: Instruments a result can be re-degraded to from its stored high-resolution spectrum:
 #: name -> (grid function, resolution preset, continuum kernel width L in Å).
 INSTRUMENTS = {"desi": ("desi_grid", "desi", 20.0), "lamost": ("lamost_grid", "lamost", 50.0)}
@@ -139,6 +243,10 @@ INSTRUMENTS = {"desi": ("desi_grid", "desi", 20.0), "lamost": ("lamost_grid", "l
 def hires_spectrum(result: dict) -> tuple[np.ndarray, np.ndarray]:
     """The stored MOOG spectrum of a result: (vacuum wavelength, flux normalised to the true continuum)."""
     from .airvac import air_to_vacuum
+    if "hires_depth" not in result:
+        raise FileNotFoundError("this result's high-resolution spectrum is not stored here (results/ keeps only "
+                                "the DESI spectrum; hires/ files stay on the machine that ran the synthesis): "
+                                "rerun the job to re-degrade it to another instrument")
     depth = np.asarray(result["hires_depth"], float) * 1e-4
     air = result["air_start"] + result["air_step"] * np.arange(depth.size)
     return air_to_vacuum(air), 1.0 - depth
@@ -159,38 +267,37 @@ def degraded_flux(result: dict, instrument: str = "desi") -> tuple[np.ndarray, n
 
 
 # ----------------------------------------------------------------------------- workers
-_SYN = None
+_SYN: dict = {}
 
 
-def _init_worker(synth_name: str, settings: dict, tmpdir: str) -> None:
+def _init_worker(synth_name: str, settings_by_kind: dict, tmpdir: str) -> None:
     global _SYN
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from .. import registry
-    _SYN = registry.create("synthesizer", synth_name, settings=settings, workdir=tmpdir)
+    _SYN = {kind: registry.create("synthesizer", synth_name, settings=st, workdir=tmpdir)
+            for kind, st in settings_by_kind.items()}
 
 
 def _run_job(args):
-    job, workdir = args
+    job, workdir, settings = args
     t0 = time.time()
     import resource
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime + time.process_time()
     try:
-        w, f = _SYN.synthesize(job["labels"], *WAVE_RANGE)
+        w, f = _SYN[job["kind"]].synthesize(job["labels"], *WAVE_RANGE)
         grid = desi_grid()
         flux = degrade_to_survey(w, f, grid, resolution="desi", continuum_width=20.0)
         from .airvac import vacuum_to_air
         air = vacuum_to_air(w)
         step = float(np.round(np.median(np.diff(air)), 6))
         depth = np.clip(np.round((1.0 - f) * 1e4), 0, 65535).astype(np.uint16)
-        out = result_path(Path(workdir), job["id"])
-        with atomic_path(out) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, flux=flux.astype(np.float32), wavelength=grid,
-                                    hires_depth=depth, air_start=float(air[0]), air_step=step,
-                                    labels=json.dumps(job["labels"]), seconds=time.time() - t0,
-                                    cpu_seconds=resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
-                                    + time.process_time() - cpu0,
-                                    finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        _write_result(Path(workdir), job["id"], flux=flux, wavelength=grid, labels=job["labels"],
+                      settings=settings, seconds=time.time() - t0,
+                      cpu_seconds=resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
+                      + time.process_time() - cpu0,
+                      finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                      hires={"hires_depth": depth, "air_start": float(air[0]), "air_step": step},
+                      blanket=blanketing(w, f))
         return job["id"], time.time() - t0, None
     except Exception as err:  # report, keep going
         return job["id"], time.time() - t0, f"{type(err).__name__}: {err}"
@@ -232,10 +339,13 @@ def run(workdir: str | Path, processes: int = 2, n_mock: int = DEFAULT_N_MOCK, s
     n_ok = n_fail = 0
     from tqdm import tqdm
     ctx = mp.get_context("fork")
+    by_kind = {k: (plan.get("mock_settings") or plan["settings"]) if k == "mock" else plan["settings"]
+               for k in ("grad", "mock")}
     with ctx.Pool(processes, initializer=_init_worker,
-                  initargs=(plan["synthesizer"], plan["settings"], str(workdir / "tmp"))) as pool:
+                  initargs=(plan["synthesizer"], by_kind, str(workdir / "tmp"))) as pool:
         bar = tqdm(total=len(jobs), desc="syntheses", unit="spec", smoothing=0.05)
-        for job_id, sec, err in pool.imap(_run_job, [(j, str(workdir)) for j in jobs], chunksize=1):
+        for job_id, sec, err in pool.imap(_run_job, [(j, str(workdir), job_settings(plan, j)) for j in jobs],
+                                          chunksize=1):
             bar.update(1)
             now = _dt.datetime.now(_dt.timezone.utc)
             if err is None:
@@ -296,9 +406,13 @@ def main(argv=None):
     r.add_argument("--only", choices=["grad", "mock"])
     s = sub.add_parser("status")
     s.add_argument("--workdir", default="work-synth")
+    c = sub.add_parser("compact", help="move high-resolution depths out of old-format result files")
+    c.add_argument("--workdir", default="work-synth")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if args.cmd == "run":
+    if args.cmd == "compact":
+        print(f"{compact(args.workdir)} results compacted")
+    elif args.cmd == "run":
         run(args.workdir, processes=args.processes, n_mock=args.n_mock, max_jobs=args.max_jobs, only=args.only)
     else:
         st = status(args.workdir)
