@@ -1,10 +1,11 @@
-"""Extinction coefficients: known values, E(B−V) and Teff dependence, custom SEDs, file round trip."""
+"""Extinction coefficients: known values, E(B−V) and Teff dependence, custom SEDs, file round trip, and
+the committed table from ATLAS9 + MOOG line-blanketed SEDs (ddpayne/data/extinction_f99_moog.fits)."""
 import astropy.units as u
 import numpy as np
 import pytest
 
-from ddpayne.galaxy.extinction import (BANDS, ExtinctionTable, blackbody_sed, compute_table,
-                                       default_table, extinction_coefficients)
+from ddpayne.galaxy.extinction import (BANDS, MOOG_TABLE_PATH, ExtinctionTable, blackbody_sed,
+                                       blackbody_table, compute_table, default_table, extinction_coefficients)
 
 
 @pytest.fixture(scope="module")
@@ -66,21 +67,23 @@ def test_custom_sed_gives_metallicity_dependence():
     poor = float(t.coefficients(5500.0, -2.0, 0.0)["BP"])
     assert rich < poor          # less blue flux -> smaller effective A_BP/E(B-V)
     assert t.meta["sed"] == "sed"
-    flat = default_table()
+    flat = blackbody_table()
     assert float(flat.coefficients(5500.0, 0.0, 0.0)["BP"]) == pytest.approx(
         float(flat.coefficients(5500.0, -2.0, 0.0)["BP"]))
 
 
-def test_table_round_trip(tmp_path, tab):
-    path = tmp_path / "ext.npz"
+@pytest.mark.parametrize("name", ["ext.npz", "ext.fits"])
+def test_table_round_trip(tmp_path, tab, name):
+    path = tmp_path / name
     tab.save(path)
     back = ExtinctionTable.load(path)
     assert back.bands == BANDS
-    np.testing.assert_allclose(back.coeff, tab.coeff)
+    np.testing.assert_allclose(back.coeff, tab.coeff, rtol=1e-6)     # FITS stores float32
+    assert back.meta == tab.meta
     assert back.meta["law"] == "F99"
-    bad = tmp_path / "bad.npz"
+    bad = tmp_path / ("bad" + path.suffix)
     bad.write_bytes(b"not a table")
-    with pytest.raises(ValueError, match="bad.npz"):
+    with pytest.raises(ValueError, match="bad" + path.suffix):
         ExtinctionTable.load(bad)
 
 
@@ -100,7 +103,7 @@ def test_blackbody_matches_the_real_solar_sed_in_gaia_bands():
         return np.tile(sed, (np.size(teff), 1))
 
     real = compute_table(sun, teff=[5700.0, 5800.0], feh=[0.0, 0.5], ebv=[0.0, 1.0])
-    bb = default_table()
+    bb = blackbody_table()
     for e in (0.0, 1.0):
         a, b = real.coefficients(5772.0, 0.0, e), bb.coefficients(5772.0, 0.0, e)
         for band in ("G", "BP", "RP"):

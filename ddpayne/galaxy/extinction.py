@@ -144,8 +144,28 @@ class ExtinctionTable:
         return {b: r * ebv_arr for b, r in self.coefficients(teff, feh, ebv).items()}
 
     def save(self, path: str | Path) -> None:
-        """Write the table to an ``.npz`` file (atomically)."""
+        """Write the table (atomically): FITS if ``path`` ends in ``.fits``, else ``.npz``.
+
+        The FITS layout: HDUs ``TEFF``, ``FE_H``, ``EBV`` (axes, float64), ``COEFF`` (float32,
+        numpy shape (n_teff, n_feh, n_ebv, n_band)), ``BANDS`` (table) and ``META`` (one-row table,
+        column ``JSON``); primary header ``DDPEXT`` = 1 (format version).
+        """
         from ..io.atomic import atomic_path
+        if _is_fits(path):
+            import json
+            from astropy.io import fits
+            from astropy.table import Table
+            prim = fits.PrimaryHDU()
+            prim.header["DDPEXT"] = (1, "ddpayne extinction table format version")
+            prim.header["SED"] = str(self.meta.get("sed", ""))[:68]
+            hdus = [prim] + [fits.ImageHDU(np.asarray(a, np.float64), name=n)
+                             for n, a in (("TEFF", self.teff), ("FE_H", self.feh), ("EBV", self.ebv))]
+            hdus.append(fits.ImageHDU(np.asarray(self.coeff, np.float32), name="COEFF"))
+            hdus.append(fits.BinTableHDU(Table({"BAND": list(self.bands)}), name="BANDS"))
+            hdus.append(fits.BinTableHDU(Table({"JSON": [json.dumps(self.meta)]}), name="META"))
+            with atomic_path(path) as tmp:
+                fits.HDUList(hdus).writeto(tmp)
+            return
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, teff=self.teff, feh=self.feh, ebv=self.ebv, coeff=self.coeff,
@@ -153,8 +173,25 @@ class ExtinctionTable:
 
     @classmethod
     def load(cls, path: str | Path) -> "ExtinctionTable":
-        """Read a table written by :meth:`save`."""
+        """Read a table written by :meth:`save` (FITS or ``.npz``, by the file name)."""
         import ast
+        if _is_fits(path):
+            import json
+            from astropy.io import fits
+            try:
+                with fits.open(path) as hl:
+                    if hl[0].header.get("DDPEXT") != 1:
+                        raise ValueError("no DDPEXT = 1 in the primary header")
+                    tab = cls(teff=np.array(hl["TEFF"].data, float), feh=np.array(hl["FE_H"].data, float),
+                              ebv=np.array(hl["EBV"].data, float), coeff=np.array(hl["COEFF"].data, float),
+                              bands=tuple(str(b) for b in hl["BANDS"].data["BAND"]),
+                              meta=json.loads(str(hl["META"].data["JSON"][0])))
+            except (OSError, KeyError, ValueError, TypeError) as exc:
+                raise ValueError(f"{path}: not a ddpayne extinction table ({exc})") from exc
+            expect = (tab.teff.size, tab.feh.size, tab.ebv.size, len(tab.bands))
+            if tab.coeff.shape != expect:
+                raise ValueError(f"{path}: COEFF has shape {tab.coeff.shape}, axes say {expect}")
+            return tab
         try:
             d = np.load(path, allow_pickle=False)
             return cls(teff=d["teff"], feh=d["feh"], ebv=d["ebv"], coeff=d["coeff"],
@@ -164,10 +201,15 @@ class ExtinctionTable:
             raise ValueError(f"{path}: not a ddpayne extinction table ({exc})") from exc
 
 
+def _is_fits(path: str | Path) -> bool:
+    name = str(path).lower()
+    return name.endswith((".fits", ".fit", ".fits.gz"))
+
+
 def compute_table(sed: SED = blackbody_sed, *, sed_name: str | None = None,
                   teff: Sequence[float] | None = None, feh: Sequence[float] | None = None,
                   ebv: Sequence[float] | None = None, r_v: float = 3.1,
-                  wavelength: np.ndarray | None = None) -> ExtinctionTable:
+                  wavelength: np.ndarray | None = None, law: str = "F99") -> ExtinctionTable:
     """Tabulate :math:`R_X` for model SEDs reddened by the Fitzpatrick (1999) law.
 
     Parameters
@@ -183,20 +225,28 @@ def compute_table(sed: SED = blackbody_sed, *, sed_name: str | None = None,
         Total-to-selective extinction ratio of the F99 law.
     wavelength : array, optional
         SED sampling in Å (default 3000–26000 Å, 5 Å steps).
+    law : str
+        R_V-parametrised law of ``dust_extinction.parameter_averages``: ``"F99"`` (the default, as the
+        paper), or e.g. ``"O94"`` (Cardelli et al. 1989 with O'Donnell 1994 in the optical, the law of
+        Casagrande & VandenBerg 2014/2018), ``"CCM89"``, ``"F19"`` — for comparisons with published tables.
 
     Returns
     -------
     ExtinctionTable
     """
-    from dust_extinction.parameter_averages import F99
+    import dust_extinction.parameter_averages as laws
+    try:
+        law_cls = getattr(laws, law)
+    except AttributeError:
+        raise ValueError(f"unknown extinction law {law!r} (dust_extinction.parameter_averages)") from None
     teff = np.asarray(teff if teff is not None else np.arange(3000.0, 12001.0, 250.0), float)
     feh = np.asarray(feh if feh is not None else np.arange(-4.0, 1.01, 0.5), float)
     ebv = np.asarray(ebv if ebv is not None else
                      [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0], float)
     wave = np.asarray(wavelength if wavelength is not None else np.arange(3000.0, 26000.1, 5.0))
-    law = F99(Rv=r_v)
+    law_fn = law_cls(Rv=r_v)
     import astropy.units as u
-    a_over_av = law((wave * u.AA).to(u.micron))         # A(λ)/A(V)
+    a_over_av = law_fn((wave * u.AA).to(u.micron))      # A(λ)/A(V)
     # The E=0 node holds the limit of A_X/E for E -> 0 (a tiny reddening, linear regime).
     ebv_eval = np.where(ebv > 0, ebv, 1e-4)
     tt, ff = np.meshgrid(teff, feh, indexing="ij")
@@ -206,16 +256,35 @@ def compute_table(sed: SED = blackbody_sed, *, sed_name: str | None = None,
     for k, e in enumerate(ebv_eval):
         red = flux0 * 10.0 ** (-0.4 * a_over_av * r_v * e)[None, :]
         coeff[:, :, k, :] = ((_band_mags(red, wave, BANDS) - m0) / e).reshape(teff.size, feh.size, -1)
-    meta = {"sed": sed_name or getattr(sed, "__name__", repr(sed)), "law": "F99", "r_v": float(r_v),
+    meta = {"sed": sed_name or getattr(sed, "__name__", repr(sed)), "law": law, "r_v": float(r_v),
             "filters": [FILTER_NAMES[b] for b in BANDS]}
     log.info("computed extinction table %s on %d x %d x %d nodes", meta, teff.size, feh.size, ebv.size)
     return ExtinctionTable(teff=teff, feh=feh, ebv=ebv, coeff=coeff, bands=BANDS, meta=meta)
 
 
+#: The committed table made from ATLAS9 + MOOG line-blanketed SEDs (``ddpayne_moog.sed``); see
+#: :func:`default_table`.
+MOOG_TABLE_PATH = Path(__file__).resolve().parents[1] / "data" / "extinction_f99_moog.fits"
+
+
+@functools.lru_cache(maxsize=1)
+def blackbody_table() -> ExtinctionTable:
+    """The table from blackbody SEDs (F99, R_V = 3.1), computed once per process (~1 s)."""
+    tab = compute_table()
+    tab.meta["sed"] = "blackbody"
+    return tab
+
+
 @functools.lru_cache(maxsize=1)
 def default_table() -> ExtinctionTable:
-    """The default table (blackbody SEDs, F99 R_V = 3.1), computed once per process (~1 s)."""
-    return compute_table()
+    """The default table: the committed line-blanketed one (:data:`MOOG_TABLE_PATH`) when present,
+    otherwise the blackbody table (:func:`blackbody_table`). ``meta["sed"]`` says which one it is."""
+    if MOOG_TABLE_PATH.exists():
+        tab = ExtinctionTable.load(MOOG_TABLE_PATH)
+        log.debug("extinction coefficients from %s (%s)", MOOG_TABLE_PATH, tab.meta.get("sed"))
+        return tab
+    log.info("%s not found: extinction coefficients from blackbody SEDs", MOOG_TABLE_PATH)
+    return blackbody_table()
 
 
 def extinction_coefficients(teff, feh, ebv, table: ExtinctionTable | None = None) -> dict[str, np.ndarray]:
