@@ -187,3 +187,49 @@ def test_crb_from_the_committed_desi_gradient_product():
     assert b["O_FE"] == max(v for k, v in b.items() if k.endswith("_FE"))
     t50 = crb.crb_from_gradients(gs, ref=t.meta["REF"], snr=50)
     assert np.allclose(t50["CRB"], 2 * t["CRB"])
+
+
+def test_crb_per_spectrum_matches_single_point_bound_and_noise():
+    """Per-spectrum bounds: the nearest reference point, each spectrum's own ivar, fitted labels only."""
+    gs = _fake_gradient_spectra()
+    names = ["TEFF", "LOGG", "FE_H"]
+    npix = gs.gradients.shape[2]
+    labels = np.array([[5900, 4.0, -0.5], [5890, 4.1, -0.4], [np.nan] * 3])
+    ivar = np.full((3, npix), 1e4)
+    ivar[1] *= 4.0                      # S/N twice as high
+    out, ref = crb.crb_per_spectrum(gs, labels, ivar, names)
+    single = crb.crb_from_gradients(gs, ref=2, ivar=np.full(npix, 1e4), label_names=names)
+    assert ref.tolist() == [2, 2, -1]
+    assert np.allclose(out[0], single["CRB"])
+    assert np.allclose(out[1], out[0] / 2)
+    # fewer fitted labels: the bound of the others shrinks (or stays)
+    out2, _ = crb.crb_per_spectrum(gs, labels[:, [0, 2]], ivar, ["TEFF", "FE_H"])
+    assert np.all(out2[0] <= out[0][[0, 2]] + 1e-12)
+    assert np.all(np.isnan(out[2]))
+    with pytest.raises(ValueError, match="pixels"):
+        crb.crb_per_spectrum(gs, labels, ivar[:, :10], names)
+
+
+def test_catalogue_precision_report_from_repeats():
+    """Repeat pairs scattered at 1.5x their (varying) bounds give REPEAT_OVER_CRB = 1.5 within 10 %."""
+    rng = np.random.default_rng(7)
+    n_star = 3000
+    tid = np.arange(n_star)
+    bound = rng.uniform(0.01, 0.05, n_star)                 # per-star bound: S/N differs from star to star
+    true = rng.normal(0, 0.2, n_star)
+    rows = []
+    for k in range(2):
+        b = bound * rng.uniform(0.9, 1.1, n_star)           # the two spectra of a star: similar S/N
+        rows.append(Table({"TARGETID": tid, "MG_FE": true + rng.normal(0, 1, n_star) * 1.5 * b,
+                           "MG_FE_CRB": b, "MG_FE_ERR": 1.2 * b}))
+    single = Table({"TARGETID": [10**6], "MG_FE": [0.0], "MG_FE_CRB": [0.02], "MG_FE_ERR": [0.02]})
+    from astropy.table import vstack
+    cat = vstack([rows[0], single, rows[1]])
+    rep = crb.catalogue_precision_report(cat)
+    assert rep.meta["N_PAIRS"] == n_star and list(rep["LABEL"]) == ["MG_FE"]
+    assert rep["REPEAT_OVER_CRB"][0] == pytest.approx(1.5, rel=0.1)
+    assert rep["FORMAL_ERR"][0] / rep["CRB"][0] == pytest.approx(1.2, rel=0.05)
+    # no repeats: bounds and errors only
+    rep1 = crb.catalogue_precision_report(rows[0])
+    assert rep1.meta["N_PAIRS"] == 0 and np.isnan(rep1["REPEAT_OVER_CRB"][0]) and np.isfinite(rep1["CRB"][0])
+    assert crb.catalogue_precision_report(Table({"TARGETID": [1], "MG_FE": [0.1]})) is None

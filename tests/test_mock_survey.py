@@ -106,3 +106,36 @@ def test_read_by_desi_reader(survey):
     truth = Table.read(survey["truth"])
     assert len(spectra.meta) == 6
     np.testing.assert_array_equal(np.asarray(spectra.meta["TARGETID"]), truth["TARGETID"][:6])
+
+
+def test_repeat_observations(tmp_path):
+    """Repeats: same TARGETID and truth, a second 'sv3' coadd, new noise, aligned mwsall rows."""
+    from astropy.io import fits
+    from astropy.table import Table
+
+    from ddpayne.mock.standin import analytic_library
+    from ddpayne.mock.survey import make_mock_survey
+    from ddpayne.prepare.spectra import prepare_files
+
+    lib = analytic_library(40, ("TEFF", "LOGG", "FE_H", "MG_FE"), seed=3)
+    base = make_mock_survey(tmp_path / "a", 40, snr=50, seed=5, n_per_file=25, library=lib)
+    p = make_mock_survey(tmp_path / "b", 40, snr=50, seed=5, n_per_file=25, library=lib, repeat_fraction=0.25)
+    truth = Table.read(p["truth"])
+    n_rep = int((truth["N_OBS"] == 2).sum())
+    assert 3 <= n_rep <= 20
+    assert sorted(x.name for x in p["coadds"] if "sv3" in x.name)
+    # the main-survey files are unchanged by asking for repeats (own random stream)
+    with fits.open(base["coadds"][0]) as a, fits.open(p["coadds"][0]) as b:
+        assert np.array_equal(a["R_FLUX"].data, b["R_FLUX"].data)
+    with fits.open(p["mwsall"]) as h:
+        assert {len(h[n].data) for n in ("RVTAB", "FIBERMAP", "SCORES", "GAIA")} == {40 + n_rep}
+    batch, rejected = prepare_files(p["coadds"], catalogue=p["mwsall"])
+    assert len(batch) == 40 + n_rep and len(rejected) == 0
+    tid = np.asarray(batch.meta["TARGETID"])
+    dup = [t for t in np.unique(tid) if (tid == t).sum() == 2]
+    assert len(dup) == n_rep
+    i, j = np.flatnonzero(tid == dup[0])
+    assert {str(batch.meta["SURVEY"][i]), str(batch.meta["SURVEY"][j])} == {"main", "sv3"}
+    good = (batch.ivar[i] > 0) & (batch.ivar[j] > 0)
+    d = (batch.flux[i] - batch.flux[j])[good] / np.sqrt(1 / batch.ivar[i][good] + 1 / batch.ivar[j][good])
+    assert 0.7 < np.std(d) < 1.3      # same star, independent noise

@@ -29,7 +29,9 @@ def mock(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("pipeline")
     lib = analytic_library(300, LABELS, seed=3)
-    paths = make_mock_survey(root / "mock", 300, snr=80, seed=5, n_per_file=150, library=lib)
+    # 10 % of the stars observed twice (a second 'sv3' coadd with the same TARGETIDs), as DESI does
+    paths = make_mock_survey(root / "mock", 300, snr=80, seed=5, n_per_file=150, library=lib,
+                             repeat_fraction=0.1)
     # one corrupted file in the input: the run must go on and report it
     (root / "mock" / "coadd-main-bright-99999.fits").write_bytes(b"SIMPLE  =                    T" + b" " * 50)
     (root / "run.toml").write_text(f"""
@@ -59,12 +61,25 @@ formats = ["ecsv"]
 def test_catalogue_rows_columns_units(mock):
     root, paths = mock
     cat = read_catalogue(root / "out" / "catalogue.fits")
-    assert len(cat) == 300
-    for name in (*LABELS, *(f"{n}_ERR" for n in LABELS), "CHI2", "QFLAG_CHI2", "FLAG", "EBV", "DIST",
+    truth = Table.read(paths["truth"])
+    n_rep = int((truth["N_OBS"] == 2).sum())
+    assert 15 < n_rep < 50
+    assert len(cat) == 300 + n_rep             # one row per spectrum, repeats included
+    tid, counts = np.unique(np.asarray(cat["TARGETID"]), return_counts=True)
+    assert len(tid) == 300 and (counts == 2).sum() == n_rep
+    for name in (*LABELS, *(f"{n}_ERR" for n in LABELS), *(f"{n}_CRB" for n in LABELS), "CRB_REF", "CHI2", "QFLAG_CHI2", "FLAG", "EBV", "DIST",
                  "DIST_ERR", "JR", "JPHI", "JZ", "ECC", "RAPO", "GES", "SNR", "RV", "RA", "DEC"):
         assert name in cat.colnames, name
     assert cat["TEFF"].unit == "K" and str(cat["FE_H"].unit) == "dex" and cat["DIST"].unit == "kpc"
     assert cat["JPHI"].unit == "kpc km / s"
+    # physical Cramér–Rao bounds: finite, positive, in the label's unit, from a reference point of the
+    # committed product (their values are checked in tests/test_cramer_rao.py)
+    from ddpayne.physics.gradients import GradientSpectra
+    n_ref = GradientSpectra.read(root / "out" / "model" / "gradients.fits").n_ref
+    assert cat["TEFF_CRB"].unit == "K" and np.isfinite(cat["TEFF_CRB"]).mean() > 0.99
+    good = np.isfinite(cat["FE_H_CRB"])
+    assert np.all(cat["FE_H_CRB"][good] > 0)
+    assert set(np.asarray(cat["CRB_REF"])[good]) <= set(range(n_ref))
     with fits.open(root / "out" / "catalogue.fits") as h:
         prov = dict(zip(h["PROVENANCE"].data["KEY"], h["PROVENANCE"].data["VALUE"]))
         assert '"regularizer": "none"' in prov["config"] and '"mlp"' in prov["plugins"]
@@ -73,8 +88,8 @@ def test_catalogue_rows_columns_units(mock):
                                                                         rejected["FLAG"]))
     assert (root / "out" / "catalogue.ecsv").exists()
     figures = sorted(p.name for p in (root / "out" / "figures").glob("*.png"))
-    assert {"fig03_loss.png", "fig05_kiel.png", "fig07_mgfe_feh.png", "fig10_distance_xz.png",
-            "fig11_ges.png"} <= set(figures)
+    assert {"fig03_loss.png", "fig05_kiel.png", "fig07_mgfe_feh.png", "fig09_precision_crb.png",
+            "fig10_distance_xz.png", "fig11_ges.png"} <= set(figures)
 
 
 def test_labels_match_truth(mock):
@@ -84,7 +99,7 @@ def test_labels_match_truth(mock):
     v = validate(cat, truth, labels=list(LABELS))
     print(format_validation(v))
     stats = {r["QUANTITY"]: r for r in v}
-    assert all(stats[n]["N"] == 300 for n in LABELS)
+    assert all(stats[n]["N"] == len(cat) for n in LABELS)
     # a briefly trained 4-label model at S/N 80 (module docstring); measured in development: scatter
     # 80 K, 0.10, 0.08, 0.04 dex with formal errors 64 K, 0.06, 0.06, 0.025 dex. Bounds ~1.8x those.
     assert stats["TEFF"]["SCATTER"] < 150 and abs(stats["TEFF"]["BIAS"]) < 50

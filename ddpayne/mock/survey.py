@@ -21,7 +21,8 @@ For each mock star (a library spectrum, i.e. noiseless normalised flux on the DE
 
 Files written (``make_mock_survey``):
 
-* ``coadd-main-bright-<HPX>.fits``: PRIMARY (with ``INFIL000`` so specutils' 'DESI coadd' loader identifies
+* ``coadd-main-bright-<HPX>.fits`` (and ``coadd-sv3-bright-<HPX>.fits`` for repeat observations, see
+  ``repeat_fraction``): PRIMARY (with ``INFIL000`` so specutils' 'DESI coadd' loader identifies
   it), FIBERMAP, B/R/Z_{WAVELENGTH,FLUX,IVAR,MASK,RESOLUTION}, SCORES — as the real coadds;
 * ``mwsall-mock.fits``: RVTAB (TARGETID, RR_SPECTYPE='STAR', RR_Z, VRAD, VRAD_ERR, TEFF/LOGG/FEH/ALPHAFE
   with RVS-pipeline-like noise and errors, SN_B/R/Z, SUCCESS, RVS_WARN, HEALPIX, SURVEY, PROGRAM, PRIMARY,
@@ -110,7 +111,8 @@ def _no_dex(t: Table) -> Table:
 
 def make_mock_survey(outdir: str | Path, n_stars: int, snr: float = 50.0, seed: int = 1, n_per_file: int = 500,
                      library: MockLibrary | str | Path | None = None, ref_fraction: float = 1.0,
-                     snr_spread: float = 0.0, background: float = 0.3) -> dict[str, list[Path] | Path]:
+                     snr_spread: float = 0.0, background: float = 0.3,
+                     repeat_fraction: float = 0.0) -> dict[str, list[Path] | Path]:
     """Write a mock DESI survey (see the module docstring).
 
     Parameters
@@ -134,6 +136,11 @@ def make_mock_survey(outdir: str | Path, n_stars: int, snr: float = 50.0, seed: 
         If > 0, each star's S/N is ``snr × 10**N(0, snr_spread)`` (a spread of S/N like a real survey).
     background : float
         Sky + read-noise variance floor in units of the star's median R-arm counts (see above).
+    repeat_fraction : float
+        Fraction of the stars observed a second time, as DESI re-observes targets in several surveys:
+        the same TARGETID, truth and S/N with new noise and RV-measurement error, written to
+        ``coadd-sv3-bright-<HPX>.fits`` with its own MWS catalogue row (SURVEY 'sv3', PRIMARY False).
+        Repeats give the precision from repeat observations (paper Fig. 9).
 
     Returns
     -------
@@ -149,6 +156,8 @@ def make_mock_survey(outdir: str | Path, n_stars: int, snr: float = 50.0, seed: 
         raise ValueError(f"snr must be positive, got {snr}")
     if background < 0:
         raise ValueError(f"background must be >= 0, got {background}")
+    if not 0 <= repeat_fraction <= 1:
+        raise ValueError(f"repeat_fraction must be in [0, 1], got {repeat_fraction}")
     rng = np.random.default_rng(seed)
     n_lib = len(lib)
     if n_stars <= n_lib:
@@ -171,36 +180,43 @@ def make_mock_survey(outdir: str | Path, n_stars: int, snr: float = 50.0, seed: 
     arm_waves = {a: arm_wavelength(a) for a in ARMS}
     res = {a: gaussian_resolution_matrix(arm_waves[a], "desi").astype(np.float32) for a in ARMS}
     thr = {a: arm_throughput(arm_waves[a]) for a in ARMS}
-    flux = {a: np.zeros((n_stars, arm_waves[a].size), np.float32) for a in ARMS}
-    ivar = {a: np.zeros_like(flux[a]) for a in ARMS}
-    mask = {a: np.zeros(flux[a].shape, np.uint32) for a in ARMS}
-    sn_arm = {a: np.zeros(n_stars, np.float32) for a in ARMS}
-    med_flux = {a: np.zeros(n_stars, np.float32) for a in ARMS}
     rv = np.asarray(gal["RV_TRUE"], float)
-    for i in range(n_stars):
-        f_rest = lib.flux[idx[i]].astype(float)
-        ok = np.isfinite(f_rest)
-        spline = CubicSpline(lib_wave[ok], f_rest[ok])
-        lo, hi = lib_wave[ok][0], lib_wave[ok][-1]
-        cont_all = {a: _continuum(arm_waves[a], float(labels["TEFF"][i]), float(gal["EBV_TRUE"][i]),
-                                  float(gal["PHOT_G_MEAN_MAG"][i])) for a in ARMS}
-        # noise: sigma = k * sqrt(F T + b m_R) / T; S/N = F T / (k sqrt(F T + b m_R)), median over R = snr
-        counts_r = cont_all["R"] * thr["R"]
-        floor = background * np.median(counts_r)
-        k = np.median(counts_r / np.sqrt(counts_r + floor)) / star_snr[i]
-        for a in ARMS:
-            w_rest = arm_waves[a] / (1.0 + rv[i] / C_KMS)
-            inside = (w_rest >= lo) & (w_rest <= hi)
-            norm = np.where(inside, spline(np.clip(w_rest, lo, hi)), 1.0)
-            true_flux = cont_all[a] * norm
-            sigma = k * np.sqrt(np.clip(true_flux, 0.0, None) * thr[a] + floor) / thr[a]
-            obs = true_flux + rng.normal(0, 1, true_flux.size) * sigma
-            flux[a][i] = obs
-            ivar[a][i] = np.where(inside, 1.0 / sigma**2, 0.0)
-            mask[a][i] = np.where(inside, 0, MASK_NODATA)
-            good = ivar[a][i] > 0
-            sn_arm[a][i] = np.median(obs[good] * np.sqrt(ivar[a][i][good])) if good.any() else 0.0
-            med_flux[a][i] = np.median(obs[good]) if good.any() else 0.0
+
+    def observe(stars, rng):
+        """Noisy arm spectra of the given star indices (new noise at every call)."""
+        n = len(stars)
+        flux = {a: np.zeros((n, arm_waves[a].size), np.float32) for a in ARMS}
+        ivar = {a: np.zeros_like(flux[a]) for a in ARMS}
+        mask = {a: np.zeros(flux[a].shape, np.uint32) for a in ARMS}
+        sn_arm = {a: np.zeros(n, np.float32) for a in ARMS}
+        med_flux = {a: np.zeros(n, np.float32) for a in ARMS}
+        for j, i in enumerate(stars):
+            f_rest = lib.flux[idx[i]].astype(float)
+            ok = np.isfinite(f_rest)
+            spline = CubicSpline(lib_wave[ok], f_rest[ok])
+            lo, hi = lib_wave[ok][0], lib_wave[ok][-1]
+            cont_all = {a: _continuum(arm_waves[a], float(labels["TEFF"][i]), float(gal["EBV_TRUE"][i]),
+                                      float(gal["PHOT_G_MEAN_MAG"][i])) for a in ARMS}
+            # noise: sigma = k * sqrt(F T + b m_R) / T; S/N = F T / (k sqrt(F T + b m_R)), median over R = snr
+            counts_r = cont_all["R"] * thr["R"]
+            floor = background * np.median(counts_r)
+            k = np.median(counts_r / np.sqrt(counts_r + floor)) / star_snr[i]
+            for a in ARMS:
+                w_rest = arm_waves[a] / (1.0 + rv[i] / C_KMS)
+                inside = (w_rest >= lo) & (w_rest <= hi)
+                norm = np.where(inside, spline(np.clip(w_rest, lo, hi)), 1.0)
+                true_flux = cont_all[a] * norm
+                sigma = k * np.sqrt(np.clip(true_flux, 0.0, None) * thr[a] + floor) / thr[a]
+                obs = true_flux + rng.normal(0, 1, true_flux.size) * sigma
+                flux[a][j] = obs
+                ivar[a][j] = np.where(inside, 1.0 / sigma**2, 0.0)
+                mask[a][j] = np.where(inside, 0, MASK_NODATA)
+                good = ivar[a][j] > 0
+                sn_arm[a][j] = np.median(obs[good] * np.sqrt(ivar[a][j][good])) if good.any() else 0.0
+                med_flux[a][j] = np.median(obs[good]) if good.any() else 0.0
+        return flux, ivar, mask, sn_arm, med_flux
+
+    flux, ivar, mask, sn_arm, med_flux = observe(np.arange(n_stars), rng)
     teff_r, logg_r, feh_r, alpha_r = _rvs_like(rng, labels, n_stars)
     vrad_err = np.clip(0.5 + 50.0 / star_snr, 0.3, 20.0)
     vrad = rv + rng.normal(0, 1, n_stars) * vrad_err
@@ -237,39 +253,44 @@ def make_mock_survey(outdir: str | Path, n_stars: int, snr: float = 50.0, seed: 
         scores[f"MEDIAN_COADD_FLUX_{a}"] = med_flux[a]
         scores[f"MEDIAN_COADD_SNR_{a}"] = sn_arm[a]
 
-    coadds = []
-    for hp in np.unique(healpix):
-        rows = np.flatnonzero(healpix == hp)
-        prim = fits.PrimaryHDU()
-        h = prim.header
-        h["SPGRP"] = "healpix"
-        h["SPGRPVAL"] = int(hp)
-        h["HPXPIXEL"] = int(hp)
-        h["HPXNSIDE"] = 64
-        h["HPXNEST"] = True
-        h["SURVEY"] = "main"
-        h["PROGRAM"] = "bright"
-        h["INFIL000"] = ("ddpayne-mock", "marks this file as a coadd (specutils)")
-        h["MOCK"] = (True, "ddpayne mock survey: synthetic spectra")
-        h["MOCKSNR"] = (float(snr), "target median S/N per pixel, R arm")
-        h["MOCKSEED"] = int(seed)
-        h["DDPVER"] = __version__
-        hdus = [prim, fits.BinTableHDU(fibermap[rows], name="FIBERMAP")]
-        for a in ARMS:
-            w = fits.ImageHDU(arm_waves[a], name=f"{a}_WAVELENGTH")
-            w.header["BUNIT"] = "Angstrom"
-            f = fits.ImageHDU(flux[a][rows], name=f"{a}_FLUX")
-            f.header["BUNIT"] = "10**-17 erg/(s cm2 Angstrom)"
-            iv = fits.ImageHDU(ivar[a][rows], name=f"{a}_IVAR")
-            iv.header["BUNIT"] = "10**+34 (s2 cm4 Angstrom2) / erg2"
-            m = fits.ImageHDU(mask[a][rows], name=f"{a}_MASK")
-            r = fits.ImageHDU(np.repeat(res[a][None], rows.size, axis=0), name=f"{a}_RESOLUTION")
-            hdus += [w, f, iv, m, r]
-        hdus.append(fits.BinTableHDU(scores[rows], name="SCORES"))
-        path = outdir / f"coadd-main-bright-{hp}.fits"
-        with atomic_path(path) as tmp:
-            fits.HDUList(hdus).writeto(tmp)
-        coadds.append(path)
+    def write_coadds(rows_all, survey, flux, ivar, mask, scores):
+        """One coadd file per healpix for the given star rows (row k of the arrays = star rows_all[k])."""
+        paths = []
+        for hp in np.unique(healpix[rows_all]):
+            rows = np.flatnonzero(healpix[rows_all] == hp)
+            prim = fits.PrimaryHDU()
+            h = prim.header
+            h["SPGRP"] = "healpix"
+            h["SPGRPVAL"] = int(hp)
+            h["HPXPIXEL"] = int(hp)
+            h["HPXNSIDE"] = 64
+            h["HPXNEST"] = True
+            h["SURVEY"] = survey
+            h["PROGRAM"] = "bright"
+            h["INFIL000"] = ("ddpayne-mock", "marks this file as a coadd (specutils)")
+            h["MOCK"] = (True, "ddpayne mock survey: synthetic spectra")
+            h["MOCKSNR"] = (float(snr), "target median S/N per pixel, R arm")
+            h["MOCKSEED"] = int(seed)
+            h["DDPVER"] = __version__
+            hdus = [prim, fits.BinTableHDU(fibermap[rows_all[rows]], name="FIBERMAP")]
+            for a in ARMS:
+                w = fits.ImageHDU(arm_waves[a], name=f"{a}_WAVELENGTH")
+                w.header["BUNIT"] = "Angstrom"
+                f = fits.ImageHDU(flux[a][rows], name=f"{a}_FLUX")
+                f.header["BUNIT"] = "10**-17 erg/(s cm2 Angstrom)"
+                iv = fits.ImageHDU(ivar[a][rows], name=f"{a}_IVAR")
+                iv.header["BUNIT"] = "10**+34 (s2 cm4 Angstrom2) / erg2"
+                m = fits.ImageHDU(mask[a][rows], name=f"{a}_MASK")
+                r = fits.ImageHDU(np.repeat(res[a][None], rows.size, axis=0), name=f"{a}_RESOLUTION")
+                hdus += [w, f, iv, m, r]
+            hdus.append(fits.BinTableHDU(scores[rows], name="SCORES"))
+            path = outdir / f"coadd-{survey}-bright-{hp}.fits"
+            with atomic_path(path) as tmp:
+                fits.HDUList(hdus).writeto(tmp)
+            paths.append(path)
+        return paths
+
+    coadds = write_coadds(np.arange(n_stars), "main", flux, ivar, mask, scores)
 
     rvtab = Table()
     rvtab["TARGETID"] = labels["TARGETID"]
@@ -301,6 +322,32 @@ def make_mock_survey(outdir: str | Path, n_stars: int, snr: float = 50.0, seed: 
                  ("TARGET_RA", "deg"), ("TARGET_DEC", "deg")):
         rvtab[c].unit = u
 
+    n_obs = np.ones(n_stars, np.int16)
+    rep = np.array([], int)
+    sc2 = None
+    if repeat_fraction > 0:  # a second observation of some stars (own random stream: the rest is unchanged)
+        rrng = np.random.default_rng([seed, 7919])
+        rep = np.flatnonzero(rrng.random(n_stars) < repeat_fraction)
+        if rep.size:
+            f2, iv2, m2, sn2, med2 = observe(rep, rrng)
+            sc2 = Table()
+            sc2["TARGETID"] = labels["TARGETID"][rep]
+            for a in ARMS:
+                sc2[f"INTEG_COADD_FLUX_{a}"] = (med2[a] * arm_waves[a].size * 0.8).astype(np.float32)
+                sc2[f"MEDIAN_COADD_FLUX_{a}"] = med2[a]
+                sc2[f"MEDIAN_COADD_SNR_{a}"] = sn2[a]
+            coadds += write_coadds(rep, "sv3", f2, iv2, m2, sc2)
+            r2 = Table(rvtab[rep], copy=True)
+            r2["VRAD"] = rv[rep] + rrng.normal(0, 1, rep.size) * vrad_err[rep]
+            r2["RR_Z"] = r2["VRAD"] / C_KMS
+            for a in ARMS:
+                r2[f"SN_{a}"] = sn2[a]
+            r2["SURVEY"] = "sv3"
+            r2["PRIMARY"] = False
+            from astropy.table import vstack
+            rvtab = vstack([rvtab, r2])
+            n_obs[rep] = 2
+
     gaia = Table()
     gaia["SOURCE_ID"] = np.asarray(gal["SOURCE_ID"], np.int64)
     for c in ("RA", "DEC", "PARALLAX", "PARALLAX_ERROR", "PMRA", "PMRA_ERROR", "PMDEC", "PMDEC_ERROR", "RUWE",
@@ -315,14 +362,20 @@ def make_mock_survey(outdir: str | Path, n_stars: int, snr: float = 50.0, seed: 
     _no_dex(rvtab)
 
     prov = {"created": now, "ddpayne_version": __version__, "n_stars": n_stars, "snr": snr, "seed": seed,
-            "snr_spread": snr_spread, "background": background, "library": lib.provenance}
+            "snr_spread": snr_spread, "background": background, "repeat_fraction": repeat_fraction,
+            "library": lib.provenance}
     mws = outdir / "mwsall-mock.fits"
     prim = fits.PrimaryHDU()
     prim.header["MOCK"] = True
     prim.header["MOCKSEED"] = int(seed)
+    # the mwsall HDUs are row-aligned: repeat observations get their rows in every one of them
+    from astropy.table import vstack as _vstack
+    fm_all = _vstack([fibermap, fibermap[rep]]) if rep.size else fibermap
+    sc_all = _vstack([scores, sc2]) if rep.size else scores
+    gaia_all = _vstack([gaia, gaia[rep]]) if rep.size else gaia
     with atomic_path(mws) as tmp:
-        fits.HDUList([prim, fits.BinTableHDU(rvtab, name="RVTAB"), fits.BinTableHDU(fibermap, name="FIBERMAP"),
-                      fits.BinTableHDU(scores, name="SCORES"), fits.BinTableHDU(gaia, name="GAIA")]).writeto(tmp)
+        fits.HDUList([prim, fits.BinTableHDU(rvtab, name="RVTAB"), fits.BinTableHDU(fm_all, name="FIBERMAP"),
+                      fits.BinTableHDU(sc_all, name="SCORES"), fits.BinTableHDU(gaia_all, name="GAIA")]).writeto(tmp)
 
     tm = Table()
     tm["TARGETID"] = labels["TARGETID"]
@@ -355,6 +408,7 @@ def make_mock_survey(outdir: str | Path, n_stars: int, snr: float = 50.0, seed: 
         if str(truth[c].unit) == "dex":
             truth[c].unit = None
     truth["SNR_TARGET"] = star_snr
+    truth["N_OBS"] = n_obs
     truth["VRAD"] = vrad
     for a in ARMS:
         truth[f"SN_{a}"] = sn_arm[a]
@@ -377,10 +431,12 @@ def main(argv=None):
     ap.add_argument("--library")
     ap.add_argument("--snr-spread", type=float, default=0.0)
     ap.add_argument("--background", type=float, default=0.3)
+    ap.add_argument("--repeat-fraction", type=float, default=0.0)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = make_mock_survey(args.outdir, args.n_stars, args.snr, args.seed, args.n_per_file, args.library,
-                           snr_spread=args.snr_spread, background=args.background)
+                           snr_spread=args.snr_spread, background=args.background,
+                           repeat_fraction=args.repeat_fraction)
     print(json.dumps({k: [str(p) for p in v] if isinstance(v, list) else str(v) for k, v in out.items()}, indent=1))
 
 

@@ -57,6 +57,7 @@ COLUMN_INFO: dict[str, tuple[str | None, str]] = {
     "ZMAX": ("kpc", "maximum height above the plane"),
     "ENERGY": ("km2/s2", "orbital energy"),
     "GES": (None, "member of Gaia-Enceladus-Sausage (selection in the header)"),
+    "CRB_REF": (None, "index of the gradient-spectra reference point used for the *_CRB columns (-1: none)"),
 }
 
 
@@ -65,10 +66,13 @@ def _describe_columns(table: Table) -> None:
 
     for name in table.colnames:
         unit, desc = COLUMN_INFO.get(name, (None, ""))
-        base = name[:-4] if name.endswith("_ERR") else name
+        base = name[:-4] if name.endswith(("_ERR", "_CRB")) else name
         if base in LABEL_UNIT_STRINGS:
             unit = LABEL_UNIT_STRINGS[base]
-            desc = desc or (f"uncertainty of {base}" if name.endswith("_ERR") else f"stellar label {name}")
+            desc = desc or ({"_ERR": f"formal uncertainty of {base}",
+                             "_CRB": f"physical Cramer-Rao bound on {base} (this spectrum's noise, "
+                                     f"gradient spectra of reference point CRB_REF)"}.get(name[-4:])
+                            or f"stellar label {name}")
         col = table[name]
         if unit and col.unit is None:
             col.unit = unit

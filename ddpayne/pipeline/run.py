@@ -306,15 +306,27 @@ class Pipeline:
         from ..fit.results import read_result_table
         from .catalogue import build_catalogue
 
-        meta = vstack([SpectrumBatch.read(p).meta for p in self.prepared_files()],
-                      metadata_conflicts="silent")
+        files = self.prepared_files()
+        metas = [SpectrumBatch.read(p).meta for p in files]
+        meta = vstack(metas, metadata_conflicts="silent")
         fit = read_result_table(self.out / "fit.fits")
         fit["ID"] = np.asarray(fit["ID"]).astype(str)
-        # the fit table holds the same spectra; put its rows in the order of the prepared metadata
-        pos = {i: k for k, i in enumerate(fit["ID"])}
-        order = [pos.get(i, -1) for i in np.asarray(meta["ID"]).astype(str)]
-        if min(order, default=0) < 0 or len(fit) != len(meta):
-            raise DDPayneError("the fit results do not cover the prepared spectra: rerun the fit stage")
+        # the fit table holds the same spectra; put its rows in the order of the prepared metadata, file by
+        # file (IDs repeat across files when a target was observed more than once, e.g. in two surveys)
+        src = None
+        if "SOURCE_FILE" in fit.colnames:  # by file name: the run folder may have moved since the fit
+            src = np.array([os.path.basename(x) for x in np.asarray(fit["SOURCE_FILE"]).astype(str)])
+        order = []
+        for p, m in zip(files, metas):
+            rows = np.flatnonzero(src == Path(p).name) if src is not None else np.array([], int)
+            ids = np.asarray(m["ID"]).astype(str)
+            if src is None or len(rows) != len(m) or not np.array_equal(np.asarray(fit["ID"])[rows], ids):
+                raise DDPayneError(f"the fit results do not cover the prepared spectra of {p}: rerun the fit "
+                                   "stage (ddpayne fit --force)")
+            order.append(rows)
+        order = np.concatenate(order) if order else np.array([], int)
+        if len(fit) != len(meta):
+            raise DDPayneError("the fit results hold other spectra than the prepared ones: rerun the fit stage")
         fit = fit[order]
         fit.remove_columns([c for c in ("SOURCE_FILE", "TARGETID", "SNR") if c in fit.colnames])
         stars = build_catalogue(meta, fit)
@@ -332,7 +344,7 @@ class Pipeline:
 
     def catalogue(self) -> Path:
         """Write the final catalogue."""
-        from .catalogue import build_catalogue, read_catalogue, write_catalogue
+        from .catalogue import _describe_columns, build_catalogue, read_catalogue, write_catalogue
 
         stars = self._stars_table()
         galaxy = None
@@ -341,6 +353,11 @@ class Pipeline:
             galaxy = read_catalogue(derived, hdu="DERIVED")
             galaxy["ID"] = np.asarray(galaxy["ID"]).astype(str)
         cat = build_catalogue(stars, None, galaxy)
+        crb = self._crb_columns(cat)
+        if crb is not None:
+            for c in crb.colnames:
+                cat[c] = crb[c]
+            _describe_columns(cat)
         provenance = {
             "ddpayne_version": __version__,
             "plugins": {i.name: i.version for i in registry.plugins()},
@@ -352,6 +369,36 @@ class Pipeline:
         write_catalogue(cat, path, provenance=provenance, rejected=self.rejected(),
                         formats=self.cfg.output.formats)
         return path
+
+    def _crb_columns(self, stars: Table) -> Table | None:
+        """Physical Cramér–Rao bounds ``<LABEL>_CRB`` (and ``CRB_REF``) of every spectrum.
+
+        Each spectrum's own inverse variance with the gradient spectra of the reference point nearest to its
+        fitted labels (:func:`ddpayne.fit.cramer_rao.crb_per_spectrum`), for the labels the model fits.
+        None (and a log line) when no gradient-spectra file matches the prepared grid.
+        """
+        from ..fit.cramer_rao import crb_per_spectrum
+        from ..physics.gradients import GradientSpectra
+
+        names = list(getattr(self.emulator, "label_names", ()))
+        batches = [SpectrumBatch.read(p) for p in self.prepared_files()]
+        if not names or not batches:
+            return None
+        try:
+            gs = GradientSpectra.read(self._matched_gradients(batches[0].wavelength, names))
+        except (DDPayneError, OSError, ValueError) as err:
+            log.info("no physical Cramér–Rao bounds in the catalogue: %s", err)
+            return None
+        ivar = np.concatenate([b.ivar for b in batches])
+        if len(ivar) != len(stars):
+            raise DDPayneError("prepared spectra and catalogue rows differ in number: rerun the pipeline")
+        labels = np.column_stack([np.asarray(stars[n], float) for n in names])
+        crb, ref = crb_per_spectrum(gs, labels, ivar, names)
+        out = Table()
+        for k, n in enumerate(names):
+            out[f"{n}_CRB"] = crb[:, k]
+        out["CRB_REF"] = ref
+        return out
 
     def plot(self, catalogue: Path | None = None) -> list[Path]:
         """The paper's figures from the catalogue."""

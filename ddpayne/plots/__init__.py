@@ -41,6 +41,16 @@ def make_figures(cat, outdir: str | os.PathLike, history: str | os.PathLike | No
     if {"FE_H", "MG_FE"} <= cols:
         save(lab.abundance_density(cat, "MG_FE"), "fig07_mgfe_feh.png")
         save(lab.abundance_panels(cat), "fig08_abundances.png")
+    if any(c.endswith("_CRB") for c in cols):
+        from ..fit.cramer_rao import catalogue_precision_report
+        from .precision import plot_precision_vs_crb
+
+        rep = catalogue_precision_report(cat)
+        if rep is not None:
+            n = rep.meta.get("N_PAIRS", 0)
+            title = (f"precision from {n} repeat pairs vs physical Cramér–Rao bound" if n else
+                     "formal errors vs physical Cramér–Rao bound (no repeat observations)")
+            save(plot_precision_vs_crb(rep, title=title), "fig09_precision_crb.png")
     if history is not None and Path(history).exists():
         from .training import plot_loss_history
 
