@@ -62,7 +62,7 @@ def test_catalogue_join_units_flags_provenance(tmp_path):
     assert list(cat["FLAG"]) == [int(Flag.AT_BOUND), int(Flag.NO_RV)]
     assert "IS_STAR" not in cat.colnames
     assert str(cat["TEFF"].unit) == "K" and str(cat["DIST"].unit) == "kpc"
-    assert cat["TEFF_ERR"].description == "uncertainty of TEFF"
+    assert cat["TEFF_ERR"].description == "formal uncertainty of TEFF"
     rej = Table({"ID": ["3"], "SOURCE_FILE": ["f.fits"], "FLAG": [int(Flag.NOT_STAR)],
                  "FLAG_REASON": ["RR_SPECTYPE is 'GALAXY', not STAR"]})
     out = tmp_path / "cat.fits"
@@ -111,3 +111,45 @@ def test_configuration_docs_are_generated_from_the_code():
     assert page.read_text() == reference_rst(), (
         "docs/configuration.rst is stale: python -c \"from ddpayne.pipeline.config import reference_rst; "
         "open('docs/configuration.rst','w').write(reference_rst())\"")
+
+
+@pytest.mark.parametrize("value, ok", [
+    ([5000, 5450], True), ([[3850, 4450], [5150, 5400]], True), ([], True),
+    ([5450, 5000], False), ([[3850, 4450], [5400]], False), ([[3850, 4450], 5000], False), ("red", False),
+])
+def test_wave_range_forms(value, ok):
+    doc = {"prepare": {"wave_range": value}}
+    if ok:
+        cfg = config_from_dict(doc)
+        w = cfg.prepare.windows()
+        assert len(w) == (0 if not value else 1 if not isinstance(value[0], list) else len(value))
+    else:
+        with pytest.raises(ConfigError, match=r"\[prepare\] wave_range"):
+            config_from_dict(doc)
+
+
+def test_prepare_windows_keep_the_full_continuum(tmp_path, sun_dir):
+    """Windows: only their pixels are kept, normalised as in the full spectrum (100 Å margin)."""
+    from ddpayne.io.batch import SpectrumBatch
+    from ddpayne.pipeline.run import Pipeline
+
+    def prepared(wave_range):
+        d = tmp_path / str(len(wave_range))
+        d.mkdir()
+        cfg = d / "run.toml"
+        cfg.write_text(f'[data]\nspectra = ["{sun_dir / "coadd-sun-snr100.fits"}"]\n'
+                       f'catalogue = "{sun_dir / "mwsall-sun-snr100.fits"}"\n'
+                       f'[prepare]\nwave_range = {wave_range}\n[output]\ndir = "o"\n')
+        (path,) = Pipeline(cfg).prepare()
+        return SpectrumBatch.read(path)
+
+    full = prepared([])
+    win = prepared([[4000, 4100], [8450, 8700]])
+    w = win.wavelength
+    assert np.all(((w >= 4000) & (w <= 4100)) | ((w >= 8450) & (w <= 8700)))
+    assert w.size == (((full.wavelength >= 4000) & (full.wavelength <= 4100)) |
+                      ((full.wavelength >= 8450) & (full.wavelength <= 8700))).sum()
+    idx = np.searchsorted(full.wavelength, w)
+    good = (win.ivar[0] > 0) & (full.ivar[0, idx] > 0)
+    assert np.max(np.abs(win.flux[0][good] - full.flux[0, idx][good])) < 2e-3
+    assert "wave_range" in win.provenance.get("pixel_selection", "")

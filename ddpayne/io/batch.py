@@ -70,6 +70,24 @@ class SpectrumBatch:
         return SpectrumBatch(self.wavelength, self.flux[item], self.ivar[item], self.meta[item],
                              dict(self.provenance))
 
+    def select_pixels(self, keep, note: str | None = None) -> "SpectrumBatch":
+        """The same spectra on a subset of the pixels (e.g. wavelength windows).
+
+        Parameters
+        ----------
+        keep : array of bool (n_pix,) or of int
+            Pixels to keep (a mask, or indices in increasing order).
+        note : str, optional
+            Recorded in ``provenance['pixel_selection']``.
+        """
+        keep = np.asarray(keep)
+        if keep.dtype == bool and keep.shape != self.wavelength.shape:
+            raise ValueError(f"pixel mask has shape {keep.shape}; the grid has {self.wavelength.size} pixels")
+        prov = dict(self.provenance)
+        if note:
+            prov["pixel_selection"] = note
+        return SpectrumBatch(self.wavelength[keep], self.flux[:, keep], self.ivar[:, keep], self.meta, prov)
+
     @classmethod
     def concatenate(cls, batches: Sequence["SpectrumBatch"]) -> "SpectrumBatch":
         """Join batches on the same grid, in order."""

@@ -67,8 +67,19 @@ class PrepareConfig:
     continuum_width: float = 0.0
     #: Spectra read per chunk.
     chunk_size: int = 256
-    #: Keep only this rest-frame range of the survey grid, ``[min, max]`` in Å (empty: all of it).
-    wave_range: list[float] = field(default_factory=list)
+    #: Keep only this rest-frame range of the survey grid, ``[min, max]`` in Å, or several windows
+    #: ``[[min, max], ...]`` (empty: all of it). Spectra are normalised on the grid spanning the windows
+    #: plus 100 Å on each side, then cut, so window edges get the same continuum as the full spectrum.
+    wave_range: list = field(default_factory=list)
+
+    def windows(self) -> list[tuple[float, float]]:
+        """``wave_range`` as a list of (min, max) windows (empty: the whole grid)."""
+        w = self.wave_range
+        if not w:
+            return []
+        if isinstance(w[0], (int, float)):
+            return [(float(w[0]), float(w[1]))]
+        return [(float(a), float(b)) for a, b in w]
 
 
 @dataclass
@@ -201,6 +212,22 @@ class Config:
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "base"}
 
 
+def _wave_range(val) -> tuple[bool, Any]:
+    """Validate ``wave_range``: [] or [min, max] or a list of [min, max] windows (floats)."""
+    def is_num(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if not isinstance(val, list):
+        return False, val
+    if not val:
+        return True, []
+    if all(is_num(v) for v in val):
+        return (len(val) == 2 and val[0] < val[1]), [float(v) for v in val]
+    if all(isinstance(w, list) and len(w) == 2 and all(is_num(v) for v in w) and w[0] < w[1] for w in val):
+        return True, [[float(a), float(b)] for a, b in val]
+    return False, val
+
+
 def _build(section: str, cls, values: dict[str, Any]):
     if not isinstance(values, dict):
         raise ConfigError(f"[{section}] must be a table, got {type(values).__name__}")
@@ -220,16 +247,15 @@ def _build(section: str, cls, values: dict[str, Any]):
             if isinstance(val, str):
                 val = [val]
             numeric = key == "wave_range"
-            ok = isinstance(val, list) and all(
-                (isinstance(v, (int, float)) and not isinstance(v, bool)) if numeric else isinstance(v, str)
-                for v in val)
-            if ok and numeric:
-                val = [float(v) for v in val]
-                ok = len(val) in (0, 2) and (not val or val[0] < val[1])
+            if numeric:
+                ok, val = _wave_range(val)
+            else:
+                ok = isinstance(val, list) and all(isinstance(v, str) for v in val)
         else:
             ok = isinstance(val, str)
         if not ok:
-            expected = "[min, max] in Å" if key == "wave_range" else type(default).__name__
+            expected = ("[min, max] or [[min, max], ...] in Å, each min < max" if key == "wave_range"
+                        else type(default).__name__)
             raise ConfigError(f"[{section}] {key} = {val!r}: expected {expected}")
         kwargs[key] = val
     return cls(**kwargs)
@@ -321,10 +347,14 @@ def reference_rst() -> str:
                   "   :header-rows: 1", "", "   * - key", "     - default", "     - meaning"]
         src = inspect.getsource(cls).splitlines()
         docs: dict[str, str] = {}
-        for i, line in enumerate(src):
+        pending: list[str] = []
+        for line in src:  # '#:' comment lines (possibly several) document the field that follows
             m = re.match(r"\s+#: (.*)", line)
             if m:
-                docs[src[i + 1].strip().split(":")[0]] = m.group(1)
+                pending.append(m.group(1))
+            elif pending:
+                docs[line.strip().split(":")[0]] = " ".join(pending)
+                pending = []
         inst = cls()
         for f in dataclasses.fields(cls):
             d = getattr(inst, f.name)

@@ -97,17 +97,23 @@ class Pipeline:
         files = self.cfg.spectrum_files()
         catalogue = self._catalogue_table()
         settings = PrepareSettings(continuum_width=self.cfg.prepare.continuum_width or None)
-        grid = None
-        if self.cfg.prepare.wave_range:
+        grid = keep = None
+        windows = self.cfg.prepare.windows()
+        if windows:
             from ..io.spectra import get_reader
 
             full = get_reader(self.cfg.data.reader or None, files[0]).default_grid()
-            lo, hi = self.cfg.prepare.wave_range
             if full is None:
                 raise DDPayneError("[prepare] wave_range needs a reader with a default grid")
-            grid = full[(full >= lo) & (full <= hi)]
-            if grid.size < 10:
-                raise DDPayneError(f"[prepare] wave_range {lo}-{hi} Å keeps {grid.size} pixels of the grid")
+            margin = 100.0  # normalise with the continuum around the windows, then cut
+            lo, hi = min(a for a, _ in windows), max(b for _, b in windows)
+            grid = full[(full >= lo - margin) & (full <= hi + margin)]
+            keep = np.zeros(grid.size, bool)
+            for a, b in windows:
+                keep |= (grid >= a) & (grid <= b)
+            if keep.sum() < 10:
+                raise DDPayneError(f"[prepare] wave_range {self.cfg.prepare.wave_range} keeps {keep.sum()} "
+                                   "pixels of the grid")
         digest = self.cfg.digest("data", "prepare")
         outdir = self.out / "prepared"
         outdir.mkdir(exist_ok=True)
@@ -138,7 +144,10 @@ class Pipeline:
             with atomic_path(rejected_path) as tmp:
                 rej.write(tmp, format="ascii.ecsv")
             if stars:
-                SpectrumBatch.concatenate(stars).write(target, overwrite=True)
+                batch = SpectrumBatch.concatenate(stars)
+                if keep is not None:
+                    batch = batch.select_pixels(keep, note=f"wave_range {self.cfg.prepare.wave_range}")
+                batch.write(target, overwrite=True)
             elif target.exists():
                 target.unlink()
             self._mark_done(target, digest + str(Path(path).stat().st_mtime), source=str(path),
