@@ -126,9 +126,10 @@ class BatchedLMFitter(Fitter):
     qflag_n_per_bin : int
         Stars per S/N bin for ``QFLAG_CHI2`` within the batch.
     pixel_block : int or None
-        Pixels per emulator call when the emulator supports pixel subsets (``jacobian(x, pixels=...)``);
-        ``JᵀWJ`` and ``JᵀWr`` are accumulated over blocks, so memory no longer scales with
-        ``n_pix × chunk``. None: one call over all pixels.
+        Pixels per block. For an emulator with a fused ``normal_equations`` method (``mlp``) None lets
+        the emulator choose cache-sized blocks (recommended). For other emulators that support pixel
+        subsets (``jacobian(x, pixels=...)``), ``JᵀWJ`` and ``JᵀWr`` are accumulated over blocks of this
+        many pixels (None: 1024), so memory does not scale with ``n_pix × chunk``.
     probe_stride : int
         During the multi-start probe (the first ``prune_after`` iterations, all starts) use every
         ``probe_stride``-th pixel only, when the emulator supports pixel subsets: the probe only has to
@@ -147,7 +148,7 @@ class BatchedLMFitter(Fitter):
                  lambda0: float = 1e-2, lambda_max: float = 1e10, training_labels=None,
                  coverage_quantile: float = 0.99, coverage_factor: float = 1.5,
                  coverage_labels: Sequence[str] | None = ("TEFF", "LOGG", "FE_H"), qflag_n_per_bin: int = 500,
-                 pixel_block: int | None = 1024, probe_stride: int = 4, progress: bool = False):
+                 pixel_block: int | None = None, probe_stride: int = 4, progress: bool = False):
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         self.device = device
@@ -254,23 +255,34 @@ class BatchedLMFitter(Fitter):
     def _evaluate(self, emulator, x, fobs, w, stats, stride: int = 1):
         """χ², A = JᵀWJ and g = JᵀWr (float64) at labels ``x``.
 
-        When the emulator's ``jacobian`` accepts ``pixels=`` (e.g. the ``mlp`` emulator) and
-        ``pixel_block`` is set, the sums run over pixel blocks: memory per problem is then
-        ``pixel_block × n_label`` instead of ``n_pix × n_label`` and intermediate tensors stay small.
+        Emulators with a fused ``normal_equations(labels, flux, ivar, pixels=, block=)`` method (the
+        ``mlp`` emulator) compute the three in one cache-blocked pass. Otherwise, when the emulator's
+        ``jacobian`` accepts ``pixels=`` and blocks are used, the sums run over pixel blocks of
+        ``pixel_block`` (default 1024): memory per problem is then ``pixel_block × n_label`` instead of
+        ``n_pix × n_label``.
         """
         import torch
 
         P = fobs.shape[1]
-        blocks = [None]
-        if _accepts_pixels(emulator) and ((self.pixel_block and self.pixel_block < P) or stride > 1):
-            step = self.pixel_block or P
-            step = max(stride, step - step % stride)
-            blocks = [slice(s, min(P, s + step), stride) for s in range(0, P, step)]
         m, L = x.shape[0], x.shape[1]
-        chi2 = torch.zeros(m, dtype=torch.float64, device=x.device)
-        A = torch.zeros((m, L, L), dtype=torch.float64, device=x.device)
-        g = torch.zeros((m, L), dtype=torch.float64, device=x.device)
         with torch.no_grad():
+            if hasattr(emulator, "normal_equations"):
+                sel = slice(0, P, stride)
+                fo, ww = (fobs, w) if stride == 1 else (fobs[:, sel], w[:, sel])
+                chi2, A, g = emulator.normal_equations(x, fo, ww, pixels=sel, block=self.pixel_block)
+                stats["evaluations"] += m * fo.shape[1] / P
+                stats["calls"] += 1
+                bad = ~torch.isfinite(chi2) | ~torch.isfinite(A).all(-1).all(-1) | ~torch.isfinite(g).all(-1)
+                return torch.where(bad, torch.full_like(chi2, math.inf), chi2), A, g
+            blocks = [None]
+            if _accepts_pixels(emulator) and ((self.pixel_block or 1024) < P or stride > 1):
+                step = self.pixel_block or 1024
+                step = max(stride, step - step % stride)
+                blocks = [slice(s, min(P, s + step), stride) for s in range(0, P, step)]
+            chi2 = torch.zeros(m, dtype=torch.float64, device=x.device)
+            A = torch.zeros((m, L, L), dtype=torch.float64, device=x.device)
+            g = torch.zeros((m, L), dtype=torch.float64, device=x.device)
+            n_used = 0
             for blk in blocks:
                 if blk is None:
                     f, J = emulator.jacobian(x)
@@ -278,6 +290,7 @@ class BatchedLMFitter(Fitter):
                 else:
                     f, J = emulator.jacobian(x, pixels=blk)
                     fo, ww = fobs[:, blk], w[:, blk]
+                n_used += fo.shape[1]
                 sw = ww.sqrt()
                 rs = (fo - f) * sw
                 J = J * sw.unsqueeze(-1)
@@ -286,7 +299,7 @@ class BatchedLMFitter(Fitter):
                 A += torch.bmm(Jt, J).double()
                 g += torch.bmm(Jt, rs.unsqueeze(-1)).squeeze(-1).double()
                 del f, J, Jt, rs
-        stats["evaluations"] += m / stride
+        stats["evaluations"] += m * n_used / P
         stats["calls"] += 1
         bad = ~torch.isfinite(chi2) | ~torch.isfinite(A).all(-1).all(-1) | ~torch.isfinite(g).all(-1)
         chi2 = torch.where(bad, torch.full_like(chi2, math.inf), chi2)

@@ -171,6 +171,18 @@ class MLPEmulator(torch.nn.Module, Emulator):
             return s * (1 + z * (1 - s))
         return 1 - a * a
 
+    def _act_prime_from(self, z, a, inplace: bool):
+        """Activation derivative from the activation ``a`` (overwriting it when ``inplace``).
+
+        Same arithmetic in place or not (so both give identical numbers): sigmoid ``a − a·a``,
+        tanh ``1 − a·a``; silu needs its input ``z`` (kept, not overwritten, for silu).
+        """
+        if self.activation == "sigmoid":
+            return a.addcmul_(a, a, value=-1.0) if inplace else torch.addcmul(a, a, a, value=-1.0)
+        if self.activation == "tanh":
+            return a.mul_(a).neg_().add_(1.0) if inplace else (a * a).neg_().add_(1.0)
+        return self._act_prime(z, a)
+
     def _weights(self, pixels):
         if pixels is None:
             return self.W0, self.b0, self.W1, self.b1, self.w2, self.b2
@@ -181,7 +193,7 @@ class MLPEmulator(torch.nn.Module, Emulator):
         W0, b0, W1, b1, _, _ = W
         P, H, L = W0.shape
         # layer 0: one dense matmul for all pixels, (P*H, L) @ (L, n) -> (P, H, n)
-        z0 = (W0.reshape(P * H, L) @ x.T).view(P, H, -1) + b0[:, :, None]
+        z0 = torch.addmm(b0.reshape(P * H, 1), W0.reshape(P * H, L), x.T).view(P, H, -1)
         a0 = self._act(z0)
         # layer 1: batched over pixels, (P, H, H) @ (P, H, n)
         z1 = torch.baddbmm(b1[:, :, None], W1, a0)
@@ -206,10 +218,52 @@ class MLPEmulator(torch.nn.Module, Emulator):
         W = self._weights(pixels)
         _, _, _, a1 = self._hidden(x, W)
         w2, b2 = W[4], W[5]
-        f = torch.bmm(w2[:, None, :], a1)[:, 0, :] + b2[:, None]  # (P, n)
+        f = torch.baddbmm(b2[:, None, None], w2[:, None, :], a1)[:, 0, :]  # (P, n)
         return f.T
 
     forward = flux
+
+    def _flux_and_jacobian(self, xT, pixels, out=None):
+        """Flux ``(P, n)`` and ∂f/∂ℓ (physical units) ``(P, n, L)`` of one pixel selection.
+
+        ``xT`` are the scaled labels transposed, ``(L, n)``. When ``out`` is given (shape ``(P, n, ≥L)``)
+        the Jacobian is written into ``out[..., :L]``.
+
+        The activations are computed once and their derivatives are formed from them in place (for the
+        sigmoid σ' = σ(1 − σ); tanh' = 1 − tanh²), the last layer's weight ``w2`` and the label scaling
+        are folded into the (small) weight matrices instead of the ``(P, H, n)`` activations when the
+        batch is larger than the hidden layer, and the Jacobian is produced directly in the
+        ``(pixel, spectrum, label)`` layout by a batched ``(n, H) @ (H, L)`` product per pixel. Without
+        autograd the derivatives overwrite the activation buffers (no extra allocation); with autograd
+        recording, the same chain rule runs out of place.
+        """
+        W0, b0, W1, b1, w2, b2 = self._weights(pixels)
+        P, H, L = W0.shape
+        n = xT.shape[1]
+        inplace = not (torch.is_grad_enabled() and any(w.requires_grad for w in (W0, W1, w2, xT)))
+        z0 = torch.addmm(b0.reshape(P * H, 1), W0.reshape(P * H, L), xT).view(P, H, n)
+        sig = self.activation == "sigmoid"
+        a0 = z0.sigmoid_() if sig and inplace else self._act(z0)
+        z1 = torch.baddbmm(b1[:, :, None], W1, a0)
+        a1 = z1.sigmoid_() if sig and inplace else self._act(z1)
+        f = torch.baddbmm(b2[:, None, None], w2[:, None, :], a1)[:, 0, :]       # (P, n)
+        fold = n > H            # fold w2 and 1/span into the weights when that is the cheaper side
+        d1 = self._act_prime_from(z1, a1, inplace)                               # σ'(z1)
+        if fold:
+            d0 = torch.bmm((W1 * w2[:, :, None]).transpose(1, 2), d1)          # ∂f/∂a0  (P, H, n)
+        else:
+            d1 = d1.mul_(w2[:, :, None]) if inplace else d1 * w2[:, :, None]
+            d0 = torch.bmm(W1.transpose(1, 2), d1)
+        s0 = self._act_prime_from(z0, a0, inplace)                               # σ'(z0)
+        d0 = d0.mul_(s0) if inplace else d0 * s0
+        W0s = W0 / self._span if fold else W0
+        if out is None:
+            jac = torch.bmm(d0.transpose(1, 2), W0s)                             # ∂f/∂ℓ  (P, n, L)
+        else:
+            jac = torch.bmm(d0.transpose(1, 2), W0s, out=out[:, :, :L])
+        if not fold:
+            jac = jac.div_(self._span) if inplace else jac / self._span
+        return f, jac
 
     def jacobian(self, labels, pixels=None):
         """Flux and exact analytic derivatives ∂f/∂ℓ per physical label unit.
@@ -218,17 +272,65 @@ class MLPEmulator(torch.nn.Module, Emulator):
         -------
         flux : torch.Tensor, shape (n, n_pix)
         jac : torch.Tensor, shape (n, n_pix, n_labels)
+            A view (pixel-major memory layout).
         """
         x = self.scale_labels(self._as_labels(labels))
-        W = self._weights(pixels)
-        W0, _, W1, _, w2, b2 = W
-        z0, a0, z1, a1 = self._hidden(x, W)
-        f = torch.bmm(w2[:, None, :], a1)[:, 0, :] + b2[:, None]
-        g1 = w2[:, :, None] * self._act_prime(z1, a1)                      # ∂f/∂z1   (P, H, n)
-        g0 = torch.bmm(W1.transpose(1, 2), g1) * self._act_prime(z0, a0)  # ∂f/∂z0   (P, H, n)
-        jx = torch.bmm(W0.transpose(1, 2), g0)                             # ∂f/∂ℓ̃   (P, L, n)
-        jac = jx.permute(2, 0, 1) / self._span                             # (n, P, L)
-        return f.T, jac
+        f, jac = self._flux_and_jacobian(x.T, pixels)
+        return f.T, jac.transpose(0, 1)
+
+    def normal_equations(self, labels, flux, ivar, pixels=None, block: int | None = None):
+        """χ², ``JᵀWJ`` and ``JᵀW r`` of many spectra in one fused, cache-blocked pass.
+
+        For each row ``i`` (``r = flux − f(ℓ_i)``, ``W = diag(ivar)``, ``J`` the exact Jacobian per
+        physical label unit)::
+
+            chi2[i] = Σ_λ ivar r²,   A[i] = JᵀWJ,   g[i] = JᵀW r
+
+        The pixels are processed in blocks of ``block`` so that the ``(block, H, n)`` activations stay
+        in the CPU cache; ``[√W J | √W r]`` of a block is formed in place and its Gram matrix (one
+        batched matmul) gives A, g and χ² together. Block sums are float32 (the emulator dtype) and are
+        accumulated over blocks in float64. Equal to building them from :meth:`jacobian` (tested).
+
+        Parameters
+        ----------
+        labels : torch.Tensor, shape (n, n_labels)
+            Physical labels.
+        flux, ivar : torch.Tensor, shape (n, n_sel)
+            Observed flux and inverse variance on the selected pixels (``ivar = 0``: ignored pixel).
+        pixels : slice, optional
+            The selected pixels (contiguous or strided slice; default all).
+        block : int, optional
+            Pixels per block (default: chosen so that a block holds about 16k pixel × spectrum pairs).
+
+        Returns
+        -------
+        chi2 : torch.Tensor (n,), A : torch.Tensor (n, L, L), g : torch.Tensor (n, L)
+            float64.
+        """
+        x = self.scale_labels(self._as_labels(labels))
+        xT = x.T.contiguous()
+        n, L = x.shape
+        start, stop, step = (pixels if pixels is not None else slice(None)).indices(self.n_pix)
+        n_sel = len(range(start, stop, step))
+        flux = torch.as_tensor(flux, dtype=self.dtype, device=self.device)
+        ivar = torch.as_tensor(ivar, dtype=self.dtype, device=self.device)
+        if flux.shape != (n, n_sel) or ivar.shape != (n, n_sel):
+            raise ValueError(f"flux and ivar must have shape ({n}, {n_sel}) (spectra, selected pixels), got "
+                             f"{tuple(flux.shape)} and {tuple(ivar.shape)}")
+        if block is None:
+            block = max(16, min(1024, 16384 // max(n, 1)))
+        G = torch.zeros((n, L + 1, L + 1), dtype=torch.float64, device=self.device)
+        with torch.no_grad():
+            fT, swT = flux.T, ivar.T.sqrt()
+            for k in range(0, n_sel, block):
+                e = min(n_sel, k + block)
+                sl = slice(start + k * step, start + (e - 1) * step + 1, step)
+                aug = torch.empty((e - k, n, L + 1), dtype=self.dtype, device=self.device)
+                f, _ = self._flux_and_jacobian(xT, sl, out=aug)
+                torch.sub(fT[k:e], f, out=aug[:, :, L])
+                aug.mul_(swT[k:e, :, None])
+                G += torch.bmm(aug.permute(1, 2, 0), aug.permute(1, 0, 2))
+        return G[:, L, L].clone(), G[:, :L, :L].clone(), G[:, :L, L].clone()
 
     # ------------------------------------------------------------------ training support
     @property
