@@ -233,3 +233,24 @@ def test_catalogue_precision_report_from_repeats():
     rep1 = crb.catalogue_precision_report(rows[0])
     assert rep1.meta["N_PAIRS"] == 0 and np.isnan(rep1["REPEAT_OVER_CRB"][0]) and np.isfinite(rep1["CRB"][0])
     assert crb.catalogue_precision_report(Table({"TARGETID": [1], "MG_FE": [0.1]})) is None
+
+
+def test_catalogue_precision_report_leaves_out_bound_and_failed_pairs():
+    """A pair with the label at a bound (identical values) or a failed fit must not count as 'precise'."""
+    from ddpayne.flags import Flag
+    rng = np.random.default_rng(3)
+    n = 400
+    a = Table({"TARGETID": np.arange(n), "FE_H": rng.normal(0, 1, n) * 0.02, "FE_H_CRB": np.full(n, 0.02),
+               "BOUND_MASK": np.zeros(n, np.int64), "FLAG": np.zeros(n, np.int64)})
+    b = a.copy()
+    b["FE_H"] = rng.normal(0, 1, n) * 0.02
+    # 100 pairs stuck at the bound: identical values; 50 failed fits
+    b["FE_H"][:100] = a["FE_H"][:100]
+    a["BOUND_MASK"][:100] = 1 << 1          # FE_H is label 1 of LABELS
+    b["FLAG"][100:150] = int(Flag.FIT_FAILED)
+    b["FE_H"][100:150] = 5.0
+    from astropy.table import vstack
+    cat = vstack([a, b])
+    cat.meta["LABELS"] = ["TEFF", "FE_H"]
+    rep = crb.catalogue_precision_report(cat)
+    assert rep["REPEAT_OVER_CRB"][0] == pytest.approx(1.0, rel=0.15)   # sqrt(2)*0.02 / sqrt(2)*0.02

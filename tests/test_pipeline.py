@@ -80,6 +80,8 @@ def test_catalogue_rows_columns_units(mock):
     good = np.isfinite(cat["FE_H_CRB"])
     assert np.all(cat["FE_H_CRB"][good] > 0)
     assert set(np.asarray(cat["CRB_REF"])[good]) <= set(range(n_ref))
+    # the order of BOUND_MASK bits and COVAR axes travels with the file
+    assert cat.meta["LABELS"] == list(LABELS)
     with fits.open(root / "out" / "catalogue.fits") as h:
         prov = dict(zip(h["PROVENANCE"].data["KEY"], h["PROVENANCE"].data["VALUE"]))
         assert '"regularizer": "none"' in prov["config"] and '"mlp"' in prov["plugins"]

@@ -372,8 +372,18 @@ def catalogue_precision_report(cat: Table, label_names: Sequence[str] | None = N
             i += 1
     a = order[np.array(first, int)]
     b = order[np.array(first, int) + 1]
+    from ..flags import Flag
+
+    bad = np.zeros(len(cat), bool)
+    if "FLAG" in cat.colnames:
+        bad |= (np.asarray(cat["FLAG"], np.int64) & int(Flag.FIT_FAILED | Flag.ALL_MASKED | Flag.BAD_INPUT)) != 0
+    order_labels = list(cat.meta.get("LABELS", []))
+    bmask = np.asarray(cat["BOUND_MASK"], np.int64) if "BOUND_MASK" in cat.colnames else None
     crb_all, formal, ratio = [], [], []
     for n in names:
+        excl = bad.copy()
+        if bmask is not None and n in order_labels:
+            excl |= (bmask >> order_labels.index(n)) & 1 == 1
         val = np.asarray(cat[n], float)
         bound = np.asarray(cat[f"{n}_CRB"], float)
         err = np.asarray(cat[f"{n}_ERR"], float) if f"{n}_ERR" in cat.colnames else np.full(len(cat), np.nan)
@@ -382,7 +392,7 @@ def catalogue_precision_report(cat: Table, label_names: Sequence[str] | None = N
         formal.append(np.nanmedian(err[use]) if np.isfinite(err[use]).any() else np.nan)
         if a.size:
             z = (val[a] - val[b]) / np.hypot(bound[a], bound[b])
-            z = z[np.isfinite(z)]
+            z = z[np.isfinite(z) & ~excl[a] & ~excl[b]]
             ratio.append(1.4826 * np.median(np.abs(z - np.median(z))) if z.size >= 3 else np.nan)
         else:
             ratio.append(np.nan)

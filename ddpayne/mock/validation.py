@@ -83,8 +83,9 @@ def ges_recovery(cat: Table, truth: Table, id_column: str = "TARGETID", column: 
 
 def format_validation(table: Table) -> str:
     """The validation table as aligned text."""
-    lines = [f"{'quantity':<16} {'N':>6} {'bias':>10} {'scatter':>10} {'median err':>11}  unit"]
+    lines = [f"{'quantity':<16} {'N':>6} {'bias':>10} {'scatter':>10} {'median err':>11} {'scatter/err':>11}  unit"]
     for r in table:
+        ratio = r["SCATTER"] / r["MEDIAN_ERR"] if r["MEDIAN_ERR"] > 0 else float("nan")
         lines.append(f"{r['QUANTITY']:<16} {r['N']:>6d} {r['BIAS']:>10.4g} {r['SCATTER']:>10.4g} "
-                     f"{r['MEDIAN_ERR']:>11.4g}  {r['UNIT']}")
+                     f"{r['MEDIAN_ERR']:>11.4g} {ratio:>11.2f}  {r['UNIT']}")
     return "\n".join(lines)

@@ -104,8 +104,15 @@ def build_catalogue(meta: Table, fit: Table | None = None, galaxy: Table | None 
                 continue
             cat[c] = part[c]
     cat["FLAG"] = flag
+    if fit is not None and fit.meta.get("LABELS"):
+        cat.meta["LABELS"] = list(fit.meta["LABELS"])
     _describe_columns(cat)
     return cat
+
+
+def fitted_labels(cat: Table) -> list[str]:
+    """The fitted labels in the order of the catalogue's ``BOUND_MASK`` bits and ``COVAR`` axes."""
+    return list(cat.meta.get("LABELS", []))
 
 
 def table_hdu(table: Table, name: str) -> fits.BinTableHDU:
@@ -115,6 +122,7 @@ def table_hdu(table: Table, name: str) -> fits.BinTableHDU:
     ``TUNITn`` by hand instead of being dropped by astropy with a warning. Object columns become strings.
     """
     table = table.copy(copy_data=False)
+    labels = list(table.meta.pop("LABELS", []) or [])  # a list: written as LABELnn keywords below
     for c in table.colnames:
         if table[c].dtype == object:
             table[c] = np.asarray(table[c]).astype(str)
@@ -124,6 +132,8 @@ def table_hdu(table: Table, name: str) -> fits.BinTableHDU:
     hdu = fits.table_to_hdu(table)
     for c in dex_cols:
         hdu.header[f"TUNIT{table.colnames.index(c) + 1}"] = "dex"
+    for k, n in enumerate(labels):
+        hdu.header[f"LABEL{k:02d}"] = (str(n), f"fitted label {k}: BOUND_MASK bit {k}, COVAR axis {k}")
     hdu.name = name
     return hdu
 
@@ -189,7 +199,11 @@ def read_catalogue(path: str | os.PathLike, hdu: str = "CATALOGUE") -> Table:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", u.UnitsWarning)
-        return Table.read(path, hdu=hdu)
+        t = Table.read(path, hdu=hdu)
+    keys = sorted(k for k in t.meta if len(k) == 7 and k.startswith("LABEL") and k[5:].isdigit())
+    if keys:
+        t.meta["LABELS"] = [str(t.meta.pop(k)) for k in keys]
+    return t
 
 
 def flag_summary(cat: Table) -> dict[str, int]:
@@ -200,4 +214,4 @@ def flag_summary(cat: Table) -> dict[str, int]:
     return {f.name: int(np.count_nonzero(flags & int(f))) for f in Flag if np.any(flags & int(f))}
 
 
-__all__ = ["build_catalogue", "write_catalogue", "read_catalogue", "flag_summary", "describe"]
+__all__ = ["build_catalogue", "write_catalogue", "read_catalogue", "flag_summary", "fitted_labels", "describe"]
