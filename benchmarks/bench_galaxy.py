@@ -22,24 +22,6 @@ import numpy as np
 from astropy.table import Table, vstack
 
 
-def draw_labels(n: int, seed: int) -> Table:
-    rng = np.random.default_rng(seed)
-    dwarf = rng.uniform(size=n) < 0.7
-    feh = np.where(rng.uniform(size=n) < 0.6, rng.normal(-0.3, 0.3, n),
-                   rng.normal(-1.4, 0.5, n)).clip(-3, 0.5)
-    return Table({"TEFF": np.where(dwarf, rng.uniform(5000, 6800, n), rng.uniform(4000, 5200, n)),
-                  "LOGG": np.where(dwarf, rng.uniform(3.8, 4.6, n), rng.uniform(1.0, 3.2, n)),
-                  "FE_H": feh, "MG_FE": np.clip(-0.3 * feh, 0, 0.35) + rng.normal(0, 0.05, n)})
-
-
-def observe(t: Table, seed: int) -> Table:
-    rng = np.random.default_rng(seed)
-    for col, err in (("TEFF", 50.0), ("LOGG", 0.1), ("FE_H", 0.05)):
-        t[col] = t[col] + rng.normal(0.0, err, len(t))
-        t[col + "_ERR"] = err
-    return t
-
-
 def baseline_orbits(stars: Table, n: int) -> float:
     """Seconds per star of a per-star loop over galpy Stäckel actions + orbit parameters."""
     from galpy.actionAngle import actionAngleStaeckel, estimateDeltaStaeckel
@@ -76,7 +58,7 @@ def main() -> None:
     from ddpayne import registry
     from ddpayne.galaxy import completeness_purity
     from ddpayne.galaxy.starpair import StarPairExtinction
-    from ddpayne.mock.galaxy import assign_galaxy
+    from ddpayne.mock.galaxy import assign_galaxy, observe_labels as observe, simple_labels as draw_labels
 
     print(f"ddpayne galaxy benchmark: N = {args.n}, calibration = {args.n_cal}, cores = {os.cpu_count()}")
     t0 = time.perf_counter()

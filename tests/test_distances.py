@@ -6,33 +6,14 @@ from astropy.table import Table, vstack
 from ddpayne import registry
 from ddpayne.flags import Flag
 from ddpayne.galaxy.starpair import StarPairExtinction
-from ddpayne.mock.galaxy import assign_galaxy
-
-
-def _labels(n, seed):
-    """A simple DESI-MWS-like label mix for these tests (dwarfs/turn-off and giants, disk and halo)."""
-    rng = np.random.default_rng(seed)
-    dwarf = rng.uniform(size=n) < 0.7
-    feh = np.where(rng.uniform(size=n) < 0.6, rng.normal(-0.3, 0.3, n),
-                   rng.normal(-1.4, 0.5, n)).clip(-3, 0.5)
-    return Table({"TEFF": np.where(dwarf, rng.uniform(5000, 6800, n), rng.uniform(4000, 5200, n)),
-                  "LOGG": np.where(dwarf, rng.uniform(3.8, 4.6, n), rng.uniform(1.0, 3.2, n)),
-                  "FE_H": feh, "MG_FE": np.clip(-0.3 * feh, 0, 0.35) + rng.normal(0, 0.05, n)})
-
-
-def _observe(stars, seed):
-    rng = np.random.default_rng(seed)
-    for col, err in (("TEFF", 50.0), ("LOGG", 0.1), ("FE_H", 0.05)):
-        stars[col] = stars[col] + rng.normal(0.0, err, len(stars))
-        stars[col + "_ERR"] = err
-    return stars
+from ddpayne.mock.galaxy import assign_galaxy, observe_labels, simple_labels
 
 
 @pytest.fixture(scope="module")
 def data():
-    survey = _observe(assign_galaxy(_labels(3000, 21), seed=22), 23)
+    survey = observe_labels(assign_galaxy(simple_labels(3000, 21), seed=22), 23)
     # calibration stars: brighter (G 9-14), precise parallaxes, same Galaxy, same label mix
-    cal = _observe(assign_galaxy(_labels(2500, 24), seed=25, g_range=(9.0, 14.0)), 26)
+    cal = observe_labels(assign_galaxy(simple_labels(2500, 24), seed=25, g_range=(9.0, 14.0)), 26)
     sp = StarPairExtinction().fit(vstack([survey, cal], metadata_conflicts="silent"))
     for t in (survey, cal):
         r = sp.estimate(t)

@@ -5,30 +5,13 @@ from astropy.table import Table
 
 from ddpayne.flags import Flag
 from ddpayne.galaxy.starpair import StarPairExtinction
-from ddpayne.mock.galaxy import assign_galaxy
-
-
-def _labels(n, seed):
-    """A simple DESI-MWS-like label mix for these tests (dwarfs/turn-off and giants, disk and halo)."""
-    rng = np.random.default_rng(seed)
-    dwarf = rng.uniform(size=n) < 0.7
-    feh = np.where(rng.uniform(size=n) < 0.6, rng.normal(-0.3, 0.3, n),
-                   rng.normal(-1.4, 0.5, n)).clip(-3, 0.5)
-    return Table({"TEFF": np.where(dwarf, rng.uniform(5000, 6800, n), rng.uniform(4000, 5200, n)),
-                  "LOGG": np.where(dwarf, rng.uniform(3.8, 4.6, n), rng.uniform(1.0, 3.2, n)),
-                  "FE_H": feh, "MG_FE": np.clip(-0.3 * feh, 0, 0.35) + rng.normal(0, 0.05, n)})
+from ddpayne.mock.galaxy import assign_galaxy, observe_labels, simple_labels
 
 
 @pytest.fixture(scope="module")
 def mock():
-    stars = assign_galaxy(_labels(3000, 11), seed=12)
-    rng = np.random.default_rng(13)
     # observed labels: the truth plus DESI-like errors
-    for col, err in (("TEFF", 50.0), ("LOGG", 0.1), ("FE_H", 0.05)):
-        stars[col + "_TRUE"] = stars[col]
-        stars[col] = stars[col] + rng.normal(0.0, err, len(stars))
-        stars[col + "_ERR"] = err
-    return stars
+    return observe_labels(assign_galaxy(simple_labels(3000, 11), seed=12), 13, keep_truth=True)
 
 
 @pytest.fixture(scope="module")

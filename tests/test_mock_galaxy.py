@@ -5,19 +5,13 @@ from astropy.table import Table
 
 from ddpayne import registry
 from ddpayne.mock.galaxy import (POPULATIONS, assign_galaxy, gaia_parallax_error, population_probabilities,
-                                 true_absolute_magnitudes)
+                                 simple_labels, true_absolute_magnitudes)
 
 
 def _labels(n, seed):
-    """A simple DESI-MWS-like label mix for these tests (dwarfs/turn-off and giants, disk and halo)."""
-    rng = np.random.default_rng(seed)
-    dwarf = rng.uniform(size=n) < 0.7
-    feh = np.where(rng.uniform(size=n) < 0.6, rng.normal(-0.3, 0.3, n),
-                   rng.normal(-1.4, 0.5, n)).clip(-3, 0.5)
-    return Table({"TEFF": np.where(dwarf, rng.uniform(5000, 6800, n), rng.uniform(4000, 5200, n)),
-                  "LOGG": np.where(dwarf, rng.uniform(3.8, 4.6, n), rng.uniform(1.0, 3.2, n)),
-                  "FE_H": feh, "MG_FE": np.clip(-0.3 * feh, 0, 0.35) + rng.normal(0, 0.05, n),
-                  "TARGETID": np.arange(n)})
+    t = simple_labels(n, seed)
+    t["TARGETID"] = np.arange(n)
+    return t
 
 
 @pytest.fixture(scope="module")

@@ -566,3 +566,37 @@ def _zero_point(g, nu_eff, pseudo, ecl_lat, solved) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return np.asarray(zpt.get_zpt(gg, nu_eff, pseudo, ecl_lat, solved.astype(float)), float)
+
+
+def simple_labels(n: int, seed: int) -> Table:
+    """A simple DESI-MWS-like label mix for galaxy-layer tests and benchmarks (no spectra needed).
+
+    70 % dwarfs/turn-off stars (Teff 5000–6800 K, log g 3.8–4.6) and 30 % giants (4000–5200 K,
+    1.0–3.2); [Fe/H] from a disk (−0.3 ± 0.3) and a halo (−1.4 ± 0.5) component, clipped to [−3, 0.5];
+    [Mg/Fe] = clip(−0.3 [Fe/H], 0, 0.35) + N(0, 0.05). Deterministic for a seed.
+    """
+    rng = np.random.default_rng(seed)
+    dwarf = rng.uniform(size=n) < 0.7
+    feh = np.where(rng.uniform(size=n) < 0.6, rng.normal(-0.3, 0.3, n),
+                   rng.normal(-1.4, 0.5, n)).clip(-3, 0.5)
+    return Table({"TEFF": np.where(dwarf, rng.uniform(5000, 6800, n), rng.uniform(4000, 5200, n)),
+                  "LOGG": np.where(dwarf, rng.uniform(3.8, 4.6, n), rng.uniform(1.0, 3.2, n)),
+                  "FE_H": feh, "MG_FE": np.clip(-0.3 * feh, 0, 0.35) + rng.normal(0, 0.05, n)})
+
+
+#: Errors (1σ) of the "observed" spectroscopic labels of :func:`observe_labels` (DESI-like).
+OBSERVED_LABEL_ERRORS = {"TEFF": 50.0, "LOGG": 0.1, "FE_H": 0.05}
+
+
+def observe_labels(stars: Table, seed: int, keep_truth: bool = False) -> Table:
+    """Add Gaussian errors (:data:`OBSERVED_LABEL_ERRORS`) to TEFF, LOGG, FE_H in place; set ``<L>_ERR``.
+
+    With ``keep_truth`` the true values are kept as ``<L>_TRUE``. Returns ``stars``.
+    """
+    rng = np.random.default_rng(seed)
+    for col, err in OBSERVED_LABEL_ERRORS.items():
+        if keep_truth:
+            stars[col + "_TRUE"] = stars[col]
+        stars[col] = stars[col] + rng.normal(0.0, err, len(stars))
+        stars[col + "_ERR"] = err
+    return stars
