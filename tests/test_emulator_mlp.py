@@ -179,3 +179,64 @@ def test_manual_backprop_equals_autograd():
     emu.data_term_backward(lab, y[:, 4:9], w[:, 4:9], pixels=slice(4, 9), scale=1 / 9)
     assert torch.all(emu.W1.grad[:4] == 0) and torch.all(emu.W1.grad[9:] == 0)
     np.testing.assert_allclose(npy(emu.W1.grad[4:9]), npy(auto["W1"][4:9]), rtol=1e-10, atol=1e-14)
+
+
+# ---------------------------------------------------------------- the fast (no-autograd) path used by fitters
+@pytest.mark.parametrize("activation", ["sigmoid", "silu", "tanh"])
+@pytest.mark.parametrize("n", [3, 50])   # 50 > n_hidden: w2 and the label scaling are folded into the weights
+def test_fast_jacobian_is_exact(activation, n):
+    """Under no_grad the Jacobian reuses activation buffers in place; it must still be the exact derivative."""
+    emu = make(dtype="float64", activation=activation, seed=5, n_hidden=40)
+    emu.requires_grad_(False)
+    lab = torch.as_tensor(labels(n, seed=2))
+    with torch.no_grad():
+        f, jac = emu.jacobian(lab)
+    assert jac.shape == (n, WAVE.size, 3)
+    np.testing.assert_allclose(npy(f), npy(emu.flux(lab)), atol=1e-14)
+    auto = torch.autograd.functional.jacobian(emu.flux, lab[:3])           # (3, P, 3, L)
+    auto = torch.stack([auto[i, :, i, :] for i in range(3)])
+    np.testing.assert_allclose(npy(jac[:3]), npy(auto), rtol=1e-10, atol=1e-14)
+    h = torch.tensor([1e-3, 1e-6, 1e-6], dtype=torch.float64)     # central differences, physical units
+    for k in range(3):
+        e = torch.zeros(3, dtype=torch.float64)
+        e[k] = h[k]
+        fd = (emu.flux(lab + e) - emu.flux(lab - e)) / (2 * h[k])
+        np.testing.assert_allclose(npy(jac[:, :, k]), npy(fd), rtol=1e-5, atol=1e-9)
+    # identical numbers with autograd recording (out-of-place arithmetic) and without
+    emu.requires_grad_(True)
+    f2, jac2 = emu.jacobian(lab)
+    assert torch.equal(f2.detach(), f) and torch.equal(jac2.detach(), jac)
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-11), ("float32", 2e-5)])
+def test_normal_equations_equal_sums_over_the_jacobian(dtype, rtol):
+    """The fused, blocked chi2 / J^T W J / J^T W r equal the same sums built from jacobian() (float64)."""
+    emu = make(dtype=dtype, seed=6)
+    emu.requires_grad_(False)
+    ref = make(dtype="float64", seed=6)
+    rng = np.random.default_rng(3)
+    n = 45
+    lab = torch.as_tensor(labels(n, seed=4))
+    with torch.no_grad():
+        f_true = ref.flux(torch.as_tensor(labels(n, seed=5)))
+    flux = f_true + torch.as_tensor(rng.normal(0, 0.01, f_true.shape))
+    ivar = torch.as_tensor(rng.uniform(0.5, 1.5, f_true.shape) * 1e4)
+    ivar[:, 3] = 0.0                                              # a masked pixel
+    for pixels, block in [(None, None), (None, 4), (slice(2, 29, 3), 2), (slice(1, 31), 7)]:
+        sel = slice(None) if pixels is None else pixels
+        with torch.no_grad():
+            f, J = ref.jacobian(lab, pixels=pixels)
+        r = flux[:, sel] - f
+        w = ivar[:, sel]
+        chi2 = (w * r * r).sum(1)
+        A = torch.einsum("npk,np,npl->nkl", J, w, J)
+        g = torch.einsum("npk,np,np->nk", J, w, r)
+        c2, A2, g2 = emu.normal_equations(lab, flux[:, sel], w, pixels=pixels, block=block)
+        assert c2.dtype == A2.dtype == g2.dtype == torch.float64
+        np.testing.assert_allclose(npy(c2), npy(chi2), rtol=rtol)
+        scale = torch.sqrt(torch.einsum("nkk->nk", A))            # compare A relative to its diagonal
+        np.testing.assert_allclose(npy(A2 / scale[:, :, None] / scale[:, None, :]),
+                                   npy(A / scale[:, :, None] / scale[:, None, :]), atol=rtol * 10)
+        np.testing.assert_allclose(npy(g2 / scale), npy(g / scale), atol=rtol * 10 * np.sqrt(npy(chi2).max()))
+    with pytest.raises(ValueError, match="shape"):
+        emu.normal_equations(lab, flux[:, :5], ivar[:, :5])

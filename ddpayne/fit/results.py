@@ -2,8 +2,8 @@
 
 Every :class:`ddpayne.fit.fitter.Fitter` returns the table built by :func:`build_result_table`, so the
 catalogue has the same columns whatever fitter produced it. The helpers here also do the input checks
-that every fitter shares (:func:`check_grid`, :func:`clean_inputs`, :func:`resolve_fixed`,
-:func:`label_bounds`, :func:`starting_points`).
+that every fitter shares (:func:`prepare_fit`, which runs :func:`check_grid`, :func:`resolve_fixed`,
+:func:`clean_inputs`, :func:`label_bounds` and :func:`starting_points`).
 
 Columns
 -------
@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from astropy.table import Column, Table
@@ -235,6 +236,57 @@ def starting_points(emulator, starts: Sequence[str] = ("dwarf", "giant", "metal_
             out_names.append("custom")
         rows.append(np.clip(row, lo, hi))
     return out_names, np.array(rows)
+
+
+@dataclass
+class FitInputs:
+    """Everything a fitter needs from ``(emulator, batch, fixed)``, checked once (:func:`prepare_fit`)."""
+
+    label_names: list[str]
+    fixed_mask: np.ndarray      # (n_label,) bool
+    fixed_vals: np.ndarray      # (n_spec, n_label), NaN where not fixed
+    flux: np.ndarray            # (n_spec, n_pix) float64, bad pixels 0
+    ivar: np.ndarray            # (n_spec, n_pix) float64, bad pixels 0
+    n_good: np.ndarray          # (n_spec,) good pixels
+    flags: np.ndarray           # (n_spec,) input FLAG bits (+ ALL_MASKED)
+    lower: np.ndarray           # (n_label,) fit bounds
+    upper: np.ndarray
+    start_names: list[str]
+    starts: np.ndarray          # (n_start, n_label) starting labels
+
+    @property
+    def n_free(self) -> int:
+        """Number of fitted (not fixed) labels."""
+        return int((~self.fixed_mask).sum())
+
+
+def prepare_fit(emulator, batch, fixed: Mapping[str, object] | None = None,
+                starts: Sequence = ("dwarf", "giant", "metal_poor", "mean"), margin: float = 0.05) -> FitInputs:
+    """The input handling shared by every fitter: grid check, fixed labels, cleaned flux/ivar, bounds, starts.
+
+    Parameters
+    ----------
+    emulator : Emulator
+    batch : SpectrumBatch
+    fixed : mapping, optional
+        ``{label: value or per-spectrum array}`` held fixed (:func:`resolve_fixed`).
+    starts : sequence
+        Starting points (:func:`starting_points`).
+    margin : float
+        Bound margin (:func:`label_bounds`).
+
+    Raises
+    ------
+    IncompatibleModelError
+        The batch is on another grid (:func:`check_grid`), or a fixed label is not one of the model's.
+    """
+    check_grid(emulator, batch)
+    names = list(emulator.label_names)
+    fixed_mask, fixed_vals = resolve_fixed(names, fixed, len(batch))
+    flux, ivar, n_good, flags = clean_inputs(batch)
+    lo, hi = label_bounds(emulator, margin)
+    start_names, x0 = starting_points(emulator, starts, margin)
+    return FitInputs(names, fixed_mask, fixed_vals, flux, ivar, n_good, flags, lo, hi, start_names, x0)
 
 
 def build_result_table(ids, label_names: Sequence[str], labels: np.ndarray, covar: np.ndarray,

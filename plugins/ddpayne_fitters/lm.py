@@ -75,6 +75,7 @@ class _Problems:
         import torch
 
         self.x, self.spec, self.chi2, self.A, self.g, self.lam = x, spec, chi2, A, g, lam
+        self.nu = torch.full_like(lam, 2.0)
         m = x.shape[0]
         self.done = torch.zeros(m, dtype=torch.bool, device=x.device)
         self.failed = ~torch.isfinite(chi2)
@@ -83,7 +84,7 @@ class _Problems:
 
     def take(self, idx) -> "_Problems":
         new = object.__new__(_Problems)
-        for key in ("x", "spec", "chi2", "A", "g", "lam", "done", "failed", "n_iter"):
+        for key in ("x", "spec", "chi2", "A", "g", "lam", "nu", "done", "failed", "n_iter"):
             setattr(new, key, getattr(self, key)[idx])
         return new
 
@@ -148,7 +149,8 @@ class BatchedLMFitter(Fitter):
                  lambda0: float = 1e-2, lambda_max: float = 1e10, training_labels=None,
                  coverage_quantile: float = 0.99, coverage_factor: float = 1.5,
                  coverage_labels: Sequence[str] | None = ("TEFF", "LOGG", "FE_H"), qflag_n_per_bin: int = 500,
-                 pixel_block: int | None = None, probe_stride: int = 4, progress: bool = False):
+                 pixel_block: int | None = None, probe_stride: int = 4, damping: str = "nielsen",
+                 gn_tol: float | None = 1e-4, progress: bool = False):
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         self.device = device
@@ -166,6 +168,10 @@ class BatchedLMFitter(Fitter):
         self.qflag_n_per_bin = int(qflag_n_per_bin)
         self.pixel_block = None if pixel_block is None else int(pixel_block)
         self.probe_stride = max(1, int(probe_stride))
+        if damping not in ("nielsen", "marquardt"):
+            raise ValueError(f"damping must be 'nielsen' or 'marquardt', got {damping!r}")
+        self.damping = damping
+        self.gn_tol = None if gn_tol is None else float(gn_tol)
         self.progress = progress
         #: statistics of the last :meth:`fit` call (problems, emulator calls, evaluations, seconds)
         self.stats: dict[str, float] = {}
@@ -192,14 +198,11 @@ class BatchedLMFitter(Fitter):
         IncompatibleModelError
             The batch is on another grid, or a fixed label is not one of the emulator's.
         """
-        results.check_grid(emulator, batch)
-        names = list(emulator.label_names)
+        inp = results.prepare_fit(emulator, batch, fixed, self.starts, self.margin)
+        names, fixed_mask, fixed_vals = inp.label_names, inp.fixed_mask, inp.fixed_vals
+        flux, ivar, n_good, flags = inp.flux, inp.ivar, inp.n_good, inp.flags
+        lo, hi, start_names, x0, n_free = inp.lower, inp.upper, inp.start_names, inp.starts, inp.n_free
         L, n = len(names), len(batch)
-        fixed_mask, fixed_vals = results.resolve_fixed(names, fixed, n)
-        flux, ivar, n_good, flags = results.clean_inputs(batch)
-        lo, hi = results.label_bounds(emulator, self.margin)
-        start_names, x0 = results.starting_points(emulator, self.starts, self.margin)
-        n_free = int((~fixed_mask).sum())
         dev = resolve_device(self.device)
         move_emulator(emulator, dev)
 
@@ -310,8 +313,9 @@ class BatchedLMFitter(Fitter):
 
         dtype = emulator.dtype
         n, S, L = flux.shape[0], x0.shape[0], x0.shape[1]
-        fobs = torch.as_tensor(flux, dtype=dtype, device=dev)
-        w = torch.as_tensor(ivar, dtype=dtype, device=dev)
+        # observed flux and ivar stay float64: residuals and χ² are float64, the model in its own dtype
+        fobs = torch.as_tensor(flux, dtype=torch.float64, device=dev)
+        w = torch.as_tensor(ivar, dtype=torch.float64, device=dev)
         lo_t = torch.as_tensor(lo, dtype=torch.float64, device=dev)
         hi_t = torch.as_tensor(hi, dtype=torch.float64, device=dev)
         scale = hi_t - lo_t
@@ -341,14 +345,27 @@ class BatchedLMFitter(Fitter):
                     P.chi2, P.A, P.g = c2, A2, g2
                     P.done = P.failed | ~torch.isfinite(c2)
                     P.lam = torch.full_like(P.lam, self.lambda0)
+                    P.nu = torch.full_like(P.lam, 2.0)
                 continue
             if act.numel() == 0 or it >= self.max_iter:
                 break
             it += 1
             xa, Aa, ga, la = P.x[act], P.A[act], P.g[act], P.lam[act]
-            dx = self._step(xa, Aa, ga, la, free, lo_t, hi_t, scale)
+            dx, dec0 = self._step(xa, Aa, ga, la, free, lo_t, hi_t, scale)
+            if self.gn_tol is not None:
+                # the undamped Gauss–Newton step predicts a χ² decrease below gn_tol: already at the
+                # minimum (χ² above it by about that much); stop without another evaluation
+                at_min = dec0 <= self.gn_tol
+                if at_min.any():
+                    P.done[act[at_min]] = True
+                    keep = ~at_min
+                    act, xa, Aa, ga, la, dx = act[keep], xa[keep], Aa[keep], ga[keep], la[keep], dx[keep]
+                    if act.numel() == 0:
+                        continue
             xt = torch.minimum(torch.maximum(xa + dx, lo_t), hi_t)
             xt = torch.where(free, xt, xa)
+            dxe = xt - xa
+            pred = 2 * (ga * dxe).sum(-1) - (dxe.unsqueeze(-2) @ Aa @ dxe.unsqueeze(-1))[:, 0, 0]
             sp = P.spec[act]
             c2, At, gt = self._evaluate(emulator, xt.to(dtype), fobs[sp], w[sp], stats, stride)
             P.n_iter[act] += 1
@@ -357,7 +374,14 @@ class BatchedLMFitter(Fitter):
             dchi = old - c2
             step = ((xt - xa) / scale).abs().amax(-1)
             conv = accept & ((dchi <= torch.clamp(self.ftol * c2, min=self.chi2_atol)) | (step <= self.xtol))
-            la = torch.where(accept, (la / 5).clamp(min=1e-12), la * 10)
+            if self.damping == "nielsen":  # gain-ratio update (Nielsen 1999; Madsen, Nielsen & Tingleff 2004)
+                nu = P.nu[act]
+                rho = dchi / pred.clamp(min=1e-300)
+                shrink = torch.clamp(1 - (2 * rho.clamp(max=1.0) - 1) ** 3, min=1 / 3)
+                la = torch.where(accept, (la * shrink).clamp(min=1e-12), la * nu)
+                P.nu[act] = torch.where(accept, torch.full_like(nu, 2.0), nu * 2)
+            else:  # Marquardt's fixed factors
+                la = torch.where(accept, (la / 5).clamp(min=1e-12), la * 10)
             stalled = la > self.lambda_max
             a_idx = act[accept]
             P.x[a_idx] = xt[accept]
@@ -408,12 +432,17 @@ class BatchedLMFitter(Fitter):
         d = torch.maximum(d, 1e-6 * dmax)
         M = As + torch.diag_embed(lam.unsqueeze(-1) * d)
         M = M * keep.unsqueeze(-1) * keep.unsqueeze(-2) + torch.diag_embed(1.0 - keep)
-        ds, info = torch.linalg.solve_ex(M, (gs * keep).unsqueeze(-1))
-        ds = ds.squeeze(-1)
-        bad = (info != 0) | ~torch.isfinite(ds).all(-1)
+        rhs = (gs * keep).unsqueeze(-1)
+        # damped step and the undamped Gauss–Newton step (for its predicted decrease gᵀA⁻¹g), one solve
+        M0 = As * keep.unsqueeze(-1) * keep.unsqueeze(-2) + torch.diag_embed(1.0 - keep)
+        sol, info = torch.linalg.solve_ex(torch.stack([M, M0]), torch.stack([rhs, rhs]))
+        ds, d0 = sol[0].squeeze(-1), sol[1].squeeze(-1)
+        bad = (info[0] != 0) | ~torch.isfinite(ds).all(-1)
         if bad.any():  # singular system: fall back to a steepest-descent-like step
             ds[bad] = (gs[bad] * keep[bad]) / (lam[bad].unsqueeze(-1) * d[bad])
-        return ds * keep * scale
+        dec0 = (gs * keep * d0).sum(-1)
+        dec0 = torch.where((info[1] != 0) | ~torch.isfinite(dec0) | (dec0 < 0), torch.full_like(dec0, math.inf), dec0)
+        return ds * keep * scale, dec0
 
     @staticmethod
     def _covariance(A, free, scale):

@@ -60,15 +60,12 @@ class ScipyFitter(Fitter):
         import torch
         from scipy.optimize import least_squares
 
-        results.check_grid(emulator, batch)
-        names = list(emulator.label_names)
+        inp = results.prepare_fit(emulator, batch, fixed, self.starts, self.margin)
+        names, fixed_mask, fixed_vals = inp.label_names, inp.fixed_mask, inp.fixed_vals
+        flux, ivar, n_good, flags = inp.flux, inp.ivar, inp.n_good, inp.flags
+        lo, hi, start_names, x0s, n_free = inp.lower, inp.upper, inp.start_names, inp.starts, inp.n_free
         L, n = len(names), len(batch)
-        fixed_mask, fixed_vals = results.resolve_fixed(names, fixed, n)
-        flux, ivar, n_good, flags = results.clean_inputs(batch)
-        lo, hi = results.label_bounds(emulator, self.margin)
-        start_names, x0s = results.starting_points(emulator, self.starts, self.margin)
         free = ~fixed_mask
-        n_free = int(free.sum())
         scale = (hi - lo)[free]
         labels = np.full((n, L), np.nan)
         covar = np.full((n, L, L), np.nan)

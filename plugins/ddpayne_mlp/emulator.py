@@ -288,8 +288,9 @@ class MLPEmulator(torch.nn.Module, Emulator):
 
         The pixels are processed in blocks of ``block`` so that the ``(block, H, n)`` activations stay
         in the CPU cache; ``[√W J | √W r]`` of a block is formed in place and its Gram matrix (one
-        batched matmul) gives A, g and χ² together. Block sums are float32 (the emulator dtype) and are
-        accumulated over blocks in float64. Equal to building them from :meth:`jacobian` (tested).
+        batched matmul) gives A and g. Block sums are in the emulator dtype and are accumulated over blocks
+        in float64; the residual and χ² are float64 throughout. Equal to building them from
+        :meth:`jacobian` (tested).
 
         Parameters
         ----------
@@ -312,25 +313,30 @@ class MLPEmulator(torch.nn.Module, Emulator):
         n, L = x.shape
         start, stop, step = (pixels if pixels is not None else slice(None)).indices(self.n_pix)
         n_sel = len(range(start, stop, step))
-        flux = torch.as_tensor(flux, dtype=self.dtype, device=self.device)
-        ivar = torch.as_tensor(ivar, dtype=self.dtype, device=self.device)
+        # the residual and χ² are formed in float64 (the flux model itself in the emulator dtype)
+        flux = torch.as_tensor(flux, dtype=torch.float64, device=self.device)
+        ivar = torch.as_tensor(ivar, dtype=torch.float64, device=self.device)
         if flux.shape != (n, n_sel) or ivar.shape != (n, n_sel):
             raise ValueError(f"flux and ivar must have shape ({n}, {n_sel}) (spectra, selected pixels), got "
                              f"{tuple(flux.shape)} and {tuple(ivar.shape)}")
         if block is None:
             block = max(16, min(1024, 16384 // max(n, 1)))
         G = torch.zeros((n, L + 1, L + 1), dtype=torch.float64, device=self.device)
+        chi2 = torch.zeros(n, dtype=torch.float64, device=self.device)
         with torch.no_grad():
             fT, swT = flux.T, ivar.T.sqrt()
+            sw_lo = swT.to(self.dtype)
             for k in range(0, n_sel, block):
                 e = min(n_sel, k + block)
                 sl = slice(start + k * step, start + (e - 1) * step + 1, step)
                 aug = torch.empty((e - k, n, L + 1), dtype=self.dtype, device=self.device)
                 f, _ = self._flux_and_jacobian(xT, sl, out=aug)
-                torch.sub(fT[k:e], f, out=aug[:, :, L])
-                aug.mul_(swT[k:e, :, None])
+                rs = (fT[k:e] - f).mul_(swT[k:e])                                  # √W r, float64
+                chi2 += (rs * rs).sum(0)
+                aug[:, :, L] = rs
+                aug[:, :, :L].mul_(sw_lo[k:e, :, None])
                 G += torch.bmm(aug.permute(1, 2, 0), aug.permute(1, 0, 2))
-        return G[:, L, L].clone(), G[:, :L, :L].clone(), G[:, :L, L].clone()
+        return chi2, G[:, :L, :L].clone(), G[:, :L, L].clone()
 
     # ------------------------------------------------------------------ training support
     @property
