@@ -131,6 +131,28 @@ def test_rerun_skips_finished_stages(mock, monkeypatch):
     assert (root / "out" / "fit.fits").stat().st_mtime == before
 
 
+def test_new_model_refits_and_rederives(mock, monkeypatch):
+    """A model that changed since the fit (e.g. retrained) makes the fit and the later stages rerun, without
+    reusing per-file parts fitted with the old model; training itself is not redone."""
+    import os
+
+    import ddpayne.model.training as training
+    root, _ = mock
+    monkeypatch.setattr(training, "train_emulator", lambda *a, **k: (_ for _ in ()).throw(
+        AssertionError("training must not rerun")))
+    out = root / "out"
+    fit_before = (out / "fit.fits").stat().st_mtime_ns
+    derived_before = (out / "derived.fits").stat().st_mtime_ns
+    model = out / "model" / "emulator.pt"
+    st = model.stat()
+    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))   # "a new model"
+    (out / "fit.fits.parts" / "stale-marker").write_text("x")
+    assert main(["run", str(root / "run.toml")]) == 0
+    assert (out / "fit.fits").stat().st_mtime_ns != fit_before
+    assert (out / "derived.fits").stat().st_mtime_ns != derived_before
+    assert not (out / "fit.fits.parts" / "stale-marker").exists()
+
+
 def test_missing_labels_is_a_clear_error(tmp_path, sun_dir, capsys, caplog):
     cfg = tmp_path / "run.toml"
     cfg.write_text(f'[data]\nspectra = ["{sun_dir / "coadd-sun-snr100.fits"}"]\n'

@@ -73,6 +73,12 @@ class Pipeline:
         except (OSError, ValueError):
             return False
 
+    @staticmethod
+    def _upstream(*paths: Path) -> str:
+        """Identity of a stage's inputs made by earlier stages (name and modification time), for its digest:
+        a rerun upstream stage makes the later ones rerun."""
+        return "|".join(f"{Path(p).name}:{Path(p).stat().st_mtime_ns}" for p in paths if Path(p).exists())
+
     def _mark_done(self, output: Path, digest: str, **info) -> None:
         from ..io.atomic import atomic_path
 
@@ -181,7 +187,7 @@ class Pipeline:
             self._emulator = load_emulator(self.cfg.path(tc.model), tc.emulator)
             return self._emulator
         model_path = self.out / "model" / "emulator.pt"
-        digest = self.cfg.digest("data", "prepare", "training")
+        digest = self.cfg.digest("data", "prepare", "training") + self._upstream(*self.prepared_files())
         if self._up_to_date("train", model_path, digest):
             self._emulator = load_emulator(model_path, tc.emulator)
             return self._emulator
@@ -261,11 +267,22 @@ class Pipeline:
 
         fc = self.cfg.fit
         target = self.out / "fit.fits"
-        digest = self.cfg.digest("data", "prepare", "training", "fit")
-        if self._up_to_date("fit", target, digest):
-            return target
         model = self.cfg.path(self.cfg.training.model) if self.cfg.training.model else \
             self.out / "model" / "emulator.pt"
+        if not self.cfg.training.model:
+            self.emulator  # noqa: B018 - trains (or confirms) the model first: its identity enters the digest
+        digest = self.cfg.digest("data", "prepare", "training", "fit") + self._upstream(model)
+        if self._up_to_date("fit", target, digest):
+            return target
+        # per-file parts of an interrupted fit are reused only if made with these settings and this model
+        parts = target.with_name(target.name + ".parts")
+        pstamp = parts / "DIGEST"
+        if parts.exists() and (not pstamp.exists() or pstamp.read_text() != digest):
+            import shutil
+            log.info("fit: settings or model changed since the parts in %s were written: refitting", parts)
+            shutil.rmtree(parts)
+        parts.mkdir(parents=True, exist_ok=True)
+        pstamp.write_text(digest)
         emulator = model if fc.executor != "serial" and model.exists() else self.emulator
         options = {}
         train_labels = self.out / "model" / "training-labels.ecsv"
@@ -295,7 +312,7 @@ class Pipeline:
 
         stars = self._stars_table()
         target = self.out / "derived.fits"
-        digest = self.cfg.digest()
+        digest = self.cfg.digest() + self._upstream(self.out / "fit.fits")
         if self._up_to_date("derive", target, digest):
             return target
         # the survey's own low-extinction, high-|b| stars are the star-pair and distance controls
