@@ -238,5 +238,12 @@ def test_normal_equations_equal_sums_over_the_jacobian(dtype, rtol):
         np.testing.assert_allclose(npy(A2 / scale[:, :, None] / scale[:, None, :]),
                                    npy(A / scale[:, :, None] / scale[:, None, :]), atol=rtol * 10)
         np.testing.assert_allclose(npy(g2 / scale), npy(g / scale), atol=rtol * 10 * np.sqrt(npy(chi2).max()))
+        # two worker threads over shares of the blocks: the same sums (to rounding), torch threads restored
+        threads = torch.get_num_threads()
+        c3, A3, g3 = emu.normal_equations(lab, flux[:, sel], w, pixels=pixels, block=2, workers=2)
+        assert torch.get_num_threads() == threads
+        np.testing.assert_allclose(npy(c3), npy(chi2), rtol=rtol)
+        np.testing.assert_allclose(npy(A3 / scale[:, :, None] / scale[:, None, :]),
+                                   npy(A / scale[:, :, None] / scale[:, None, :]), atol=rtol * 10)
     with pytest.raises(ValueError, match="shape"):
         emu.normal_equations(lab, flux[:, :5], ivar[:, :5])

@@ -11,10 +11,22 @@ Algorithm (Marquardt 1963, with bounds by projection). With ``r = f_obs − f(�
 ``A = JᵀWJ``, ``g = JᵀWr`` (``J`` the emulator's exact Jacobian), a trial step solves
 ``(A + λ D) δ = g`` in labels scaled by the bound range (``D = diag(A)``, floored); labels at a bound
 whose gradient points outward are held for that step; the trial is clipped to the bounds and
-accepted when it lowers χ² (λ ÷ 5), else rejected (λ × 10). A problem converges when an accepted step
-changes χ² by less than ``max(ftol × χ², chi2_atol)`` or moves every scaled label by less than ``xtol``, or when λ
-exceeds ``lambda_max`` (no step can lower χ²: a minimum to working precision). Formal covariance:
-``(JᵀWJ)⁻¹`` at the solution, free labels only.
+accepted when it lowers χ². The damping follows the gain ratio ρ = (actual χ² decrease) / (decrease
+predicted by the linear model, ``2gᵀδ − δᵀAδ``) (Nielsen 1999; Madsen, Nielsen & Tingleff 2004,
+"Methods for non-linear least squares problems", §3.2): on acceptance λ ← λ·max(1/3, 1 − (2ρ − 1)³),
+on rejection λ ← λ·ν with ν doubling (``damping="marquardt"``: the fixed ÷5 / ×10). A problem converges
+when the undamped Gauss–Newton step from its current point predicts a χ² decrease ``gᵀA⁻¹g`` below
+``gn_tol`` (then χ² is above the minimum by about that much, so no further evaluation is spent), when an
+accepted step changes χ² by less than ``max(ftol × χ², chi2_atol)`` or moves every scaled label by less
+than ``xtol``, or when λ exceeds ``lambda_max`` (no step can lower χ²: a minimum to working precision).
+Formal covariance: ``(JᵀWJ)⁻¹`` at the solution, free labels only.
+
+Cost: one emulator evaluation (flux + Jacobian + the normal equations) per iteration for all active
+problems together; with the ``mlp`` emulator this is its fused, cache-blocked ``normal_equations``.
+Residuals and χ² are float64; the network runs in its own dtype (float32 for speed). On a machine
+shared with other jobs use one torch thread per process (``torch.set_num_threads(1)``; the executor's
+parallel backends do this): the many short parallel regions of a batched evaluation stall when one of
+the two cores is busy (docs/performance_fit.rst: ×10 slower with 2 threads at load ≈ 8).
 """
 from __future__ import annotations
 
@@ -136,6 +148,11 @@ class BatchedLMFitter(Fitter):
         ``probe_stride``-th pixel only, when the emulator supports pixel subsets: the probe only has to
         rank the starts' basins. The winners are then re-evaluated and iterated on all pixels, so the
         final labels, χ² and errors are full-resolution ones. 1 disables it.
+    damping : {'nielsen', 'marquardt'}
+        Damping update: gain-ratio (default) or Marquardt's fixed factors.
+    gn_tol : float or None
+        Converged when the undamped Gauss–Newton step predicts a χ² decrease below this (absolute χ²;
+        default 1e-4, i.e. labels within ~0.01 σ of the minimum). None disables the rule.
     progress : bool
         Show a tqdm bar over chunks.
     """

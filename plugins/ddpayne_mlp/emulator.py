@@ -278,7 +278,8 @@ class MLPEmulator(torch.nn.Module, Emulator):
         f, jac = self._flux_and_jacobian(x.T, pixels)
         return f.T, jac.transpose(0, 1)
 
-    def normal_equations(self, labels, flux, ivar, pixels=None, block: int | None = None):
+    def normal_equations(self, labels, flux, ivar, pixels=None, block: int | None = None,
+                         workers: int | None = None):
         """χ², ``JᵀWJ`` and ``JᵀW r`` of many spectra in one fused, cache-blocked pass.
 
         For each row ``i`` (``r = flux − f(ℓ_i)``, ``W = diag(ivar)``, ``J`` the exact Jacobian per
@@ -301,7 +302,11 @@ class MLPEmulator(torch.nn.Module, Emulator):
         pixels : slice, optional
             The selected pixels (contiguous or strided slice; default all).
         block : int, optional
-            Pixels per block (default: chosen so that a block holds about 16k pixel × spectrum pairs).
+            Pixels per block (default: chosen so that a block holds about 8k pixel × spectrum pairs).
+        workers : int, optional
+            CPU worker threads, each running a contiguous share of the blocks with one torch intra-op
+            thread (default: ``torch.get_num_threads()``; 1: run in the calling thread with torch's own
+            threading). The torch thread count is restored afterwards.
 
         Returns
         -------
@@ -320,22 +325,47 @@ class MLPEmulator(torch.nn.Module, Emulator):
             raise ValueError(f"flux and ivar must have shape ({n}, {n_sel}) (spectra, selected pixels), got "
                              f"{tuple(flux.shape)} and {tuple(ivar.shape)}")
         if block is None:
-            block = max(16, min(1024, 16384 // max(n, 1)))
-        G = torch.zeros((n, L + 1, L + 1), dtype=torch.float64, device=self.device)
-        chi2 = torch.zeros(n, dtype=torch.float64, device=self.device)
-        with torch.no_grad():
-            fT, swT = flux.T, ivar.T.sqrt()
-            sw_lo = swT.to(self.dtype)
-            for k in range(0, n_sel, block):
-                e = min(n_sel, k + block)
-                sl = slice(start + k * step, start + (e - 1) * step + 1, step)
-                aug = torch.empty((e - k, n, L + 1), dtype=self.dtype, device=self.device)
-                f, _ = self._flux_and_jacobian(xT, sl, out=aug)
-                rs = (fT[k:e] - f).mul_(swT[k:e])                                  # √W r, float64
-                chi2 += (rs * rs).sum(0)
-                aug[:, :, L] = rs
-                aug[:, :, :L].mul_(sw_lo[k:e, :, None])
-                G += torch.bmm(aug.permute(1, 2, 0), aug.permute(1, 0, 2))
+            block = max(16, min(1024, 8192 // max(n, 1)))
+        fT, swT = flux.T, ivar.T.sqrt()
+        sw_lo = swT.to(self.dtype)
+        starts = list(range(0, n_sel, block))
+
+        def run(ks, single_thread=False):
+            if single_thread:
+                torch.set_num_threads(1)
+            G = torch.zeros((n, L + 1, L + 1), dtype=torch.float64, device=self.device)
+            chi2 = torch.zeros(n, dtype=torch.float64, device=self.device)
+            with torch.no_grad():
+                for k in ks:
+                    e = min(n_sel, k + block)
+                    sl = slice(start + k * step, start + (e - 1) * step + 1, step)
+                    aug = torch.empty((e - k, n, L + 1), dtype=self.dtype, device=self.device)
+                    f, _ = self._flux_and_jacobian(xT, sl, out=aug)
+                    rs = (fT[k:e] - f).mul_(swT[k:e])                              # √W r, float64
+                    chi2 += (rs * rs).sum(0)
+                    aug[:, :, L] = rs
+                    aug[:, :, :L].mul_(sw_lo[k:e, :, None])
+                    G += torch.bmm(aug.permute(1, 2, 0), aug.permute(1, 0, 2))
+            return chi2, G
+
+        threads = torch.get_num_threads()
+        workers = threads if workers is None else int(workers)
+        if workers > 1 and self.device.type == "cpu" and len(starts) >= 2 * workers:
+            # coarse-grained parallelism: each worker thread takes a contiguous share of the blocks with
+            # one intra-op thread, so the workers synchronise once per call instead of once per tensor
+            # operation (which stalls when another process holds a core; see docs/performance_fit.rst)
+            from concurrent.futures import ThreadPoolExecutor
+
+            shares = [starts[i * len(starts) // workers:(i + 1) * len(starts) // workers] for i in range(workers)]
+            try:
+                with ThreadPoolExecutor(workers) as pool:
+                    parts = list(pool.map(lambda ks: run(ks, True), shares))
+            finally:
+                torch.set_num_threads(threads)
+            chi2 = sum(p[0] for p in parts)
+            G = sum(p[1] for p in parts)
+        else:
+            chi2, G = run(starts)
         return chi2, G[:, :L, :L].clone(), G[:, :L, L].clone()
 
     # ------------------------------------------------------------------ training support
