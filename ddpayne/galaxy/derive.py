@@ -66,7 +66,8 @@ def derive(stars: Table, control: Table | None = None, *, distance: str | None =
     ebv_column : str
         Reference reddening column (e.g. an SFD98 value) of the control stars.
     extinction_table : ExtinctionTable, optional
-        Extinction coefficients (default: blackbody SEDs, see :mod:`ddpayne.galaxy.extinction`).
+        Extinction coefficients (default: :func:`ddpayne.galaxy.extinction.default_table`, from ATLAS9 + MOOG
+        line-blanketed SEDs; blackbody SEDs when that file is absent).
     solar : SolarParameters
         Solar position and motion passed to the orbit plugin.
     distance_options, orbit_options : dict, optional

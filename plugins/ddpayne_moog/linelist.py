@@ -88,9 +88,10 @@ def isotope_log_fraction(codes: np.ndarray, c12_c13: float) -> np.ndarray:
     return per_code[inv]
 
 
-def _parse_file(path: Path) -> dict[str, np.ndarray]:
+def _parse_file(path: Path, wave_range: tuple[float, float] | None = None) -> dict[str, np.ndarray]:
+    """Lines of one linemake file within ``wave_range`` (air Å; default :data:`WAVE_RANGE_AIR`)."""
     wave, code, ep, gf, d0 = [], [], [], [], []
-    lo, hi = WAVE_RANGE_AIR
+    lo, hi = wave_range or WAVE_RANGE_AIR
     with gzip.open(path, "rt") as fh:
         for line in fh:
             if len(line) < 40:
@@ -111,10 +112,10 @@ def _parse_file(path: Path) -> dict[str, np.ndarray]:
                 loggf=np.array(gf), d0=np.array(d0), band=np.array([""] * len(wave), dtype="U8"))
 
 
-def _parse_hyd(path: Path) -> np.ndarray:
+def _parse_hyd(path: Path, wave_range: tuple[float, float] | None = None) -> np.ndarray:
     """Band labels (columns 61+) of the hydride file, for the CH clean-up."""
     out = []
-    lo, hi = WAVE_RANGE_AIR
+    lo, hi = wave_range or WAVE_RANGE_AIR
     with gzip.open(path, "rt") as fh:
         for line in fh:
             if len(line) < 40:

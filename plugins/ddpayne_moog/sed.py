@@ -50,7 +50,6 @@ Commands::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -143,18 +142,6 @@ def labels_of(teff: float, logg: float, feh: float) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------- line list
-@contextlib.contextmanager
-def _linelist_range(lo: float, hi: float):
-    # linelist._parse_file reads the module's WAVE_RANGE_AIR at call time; change it for the UV
-    # extension only and always restore it (linelist.py could take the range as an argument instead).
-    saved = _linelist.WAVE_RANGE_AIR
-    _linelist.WAVE_RANGE_AIR = (lo, hi)
-    try:
-        yield
-    finally:
-        _linelist.WAVE_RANGE_AIR = saved
-
-
 def sed_linelist() -> dict[str, np.ndarray]:
     """The plugin's cleaned linemake list extended down to :data:`LINE_MIN_AIR` (same files, same
     clean-up rules of :mod:`ddpayne_moog.linelist`); the UV part is cached as ``linemake_uv_v1.npz``."""
@@ -167,12 +154,11 @@ def sed_linelist() -> dict[str, np.ndarray]:
         lo, hi = LINE_MIN_AIR, _linelist.WAVE_RANGE_AIR[0] - 1e-6
         src = _linelist.linemake_dir()
         parts = []
-        with _linelist_range(lo, hi):
-            for name in _linelist.LINEMAKE_FILES:
-                d = _linelist._parse_file(src / f"{name}.gz")
-                if name == "mooghyd":
-                    d["band"] = _linelist._parse_hyd(src / f"{name}.gz")
-                parts.append(d)
+        for name in _linelist.LINEMAKE_FILES:
+            d = _linelist._parse_file(src / f"{name}.gz", (lo, hi))
+            if name == "mooghyd":
+                d["band"] = _linelist._parse_hyd(src / f"{name}.gz", (lo, hi))
+            parts.append(d)
         d = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         uv, removed = _linelist._clean(d)
         uv["species"] = np.array([float(c) for c in uv["code"]])
