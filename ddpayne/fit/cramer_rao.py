@@ -259,6 +259,27 @@ def precision_from_realisations(fitted, truth=None, robust: bool = True) -> np.n
     return np.nanstd(x, axis=0, ddof=1)
 
 
+def repeat_pairs(ids) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices ``(a, b)`` of non-overlapping pairs of spectra of the same target.
+
+    Rows are grouped by id (stable order); within a group, consecutive spectra are paired (a third
+    spectrum of a target is paired with a fourth, and so on).
+    """
+    ids = np.asarray(ids)
+    order = np.argsort(ids, kind="stable")
+    same = ids[order][1:] == ids[order][:-1]
+    first = []
+    i = 0
+    while i < len(order) - 1:
+        if same[i]:
+            first.append(i)
+            i += 2
+        else:
+            i += 1
+    first = np.array(first, int)
+    return order[first], order[first + 1]
+
+
 def precision_from_repeats(table: Table, label_names: Sequence[str], id_column: str = "TARGETID",
                            robust: bool = True) -> tuple[np.ndarray, int]:
     """Per-label precision from repeat observations of the same target.
@@ -273,27 +294,15 @@ def precision_from_repeats(table: Table, label_names: Sequence[str], id_column: 
     """
     ids = np.asarray(table[id_column])
     lab = np.column_stack([np.asarray(table[n], dtype=float) for n in label_names])
-    order = np.argsort(ids, kind="stable")
-    ids, lab = ids[order], lab[order]
-    same = ids[1:] == ids[:-1]
-    # pair each spectrum with the next one of the same target (non-overlapping pairs)
-    pairs = []
-    i = 0
-    while i < len(ids) - 1:
-        if same[i]:
-            pairs.append(i)
-            i += 2
-        else:
-            i += 1
-    if not pairs:
+    a, b = repeat_pairs(ids)
+    if not a.size:
         return np.full(len(label_names), np.nan), 0
-    p = np.array(pairs)
-    d = lab[p] - lab[p + 1]
+    d = lab[a] - lab[b]
     if robust:
         s = 1.4826 * np.nanmedian(np.abs(d - np.nanmedian(d, axis=0)), axis=0)
     else:
         s = np.nanstd(d, axis=0, ddof=1)
-    return s / np.sqrt(2.0), len(p)
+    return s / np.sqrt(2.0), len(a)
 
 
 def precision_report(label_names: Sequence[str], crb, scatter=None, formal=None, repeats=None,
@@ -360,18 +369,7 @@ def catalogue_precision_report(cat: Table, label_names: Sequence[str] | None = N
     if not names:
         return None
     ids = np.asarray(cat[id_column]) if id_column in cat.colnames else np.arange(len(cat))
-    order = np.argsort(ids, kind="stable")
-    same = ids[order][1:] == ids[order][:-1]
-    first = []
-    i = 0
-    while i < len(order) - 1:
-        if same[i]:
-            first.append(i)
-            i += 2
-        else:
-            i += 1
-    a = order[np.array(first, int)]
-    b = order[np.array(first, int) + 1]
+    a, b = repeat_pairs(ids)
     from ..flags import Flag
 
     bad = np.zeros(len(cat), bool)
