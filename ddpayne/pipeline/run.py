@@ -411,7 +411,11 @@ class Pipeline:
         if not names or not batches:
             return None
         try:
-            gs = GradientSpectra.read(self._matched_gradients(batches[0].wavelength, names))
+            grid = batches[0].wavelength
+            made = self.out / "model" / "gradients.fits"   # written by the train stage: reuse when it matches
+            gs = GradientSpectra.read(made) if made.exists() else None
+            if gs is None or list(gs.label_names) != names or not np.array_equal(gs.wavelength, grid):
+                gs = GradientSpectra.read(self._matched_gradients(grid, names))
         except (DDPayneError, OSError, ValueError) as err:
             log.info("no physical Cramér–Rao bounds in the catalogue: %s", err)
             return None
