@@ -339,8 +339,7 @@ def run(workdir: str | Path, processes: int = 2, n_mock: int = DEFAULT_N_MOCK, s
     n_ok = n_fail = 0
     from tqdm import tqdm
     ctx = mp.get_context("fork")
-    by_kind = {k: (plan.get("mock_settings") or plan["settings"]) if k == "mock" else plan["settings"]
-               for k in ("grad", "mock")}
+    by_kind = {k: job_settings(plan, {"kind": k}) for k in ("grad", "mock")}
     with ctx.Pool(processes, initializer=_init_worker,
                   initargs=(plan["synthesizer"], by_kind, str(workdir / "tmp"))) as pool:
         bar = tqdm(total=len(jobs), desc="syntheses", unit="spec", smoothing=0.05)

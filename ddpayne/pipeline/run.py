@@ -370,7 +370,7 @@ class Pipeline:
 
     def catalogue(self) -> Path:
         """Write the final catalogue."""
-        from .catalogue import _describe_columns, build_catalogue, read_catalogue, write_catalogue
+        from .catalogue import build_catalogue, read_catalogue, write_catalogue
 
         stars = self._stars_table()
         galaxy = None
@@ -378,12 +378,7 @@ class Pipeline:
         if self.cfg.derive.enabled and derived.exists():
             galaxy = read_catalogue(derived, hdu="DERIVED")
             galaxy["ID"] = np.asarray(galaxy["ID"]).astype(str)
-        cat = build_catalogue(stars, None, galaxy)
-        crb = self._crb_columns(cat)
-        if crb is not None:
-            for c in crb.colnames:
-                cat[c] = crb[c]
-            _describe_columns(cat)
+        cat = build_catalogue(stars, self._crb_columns(stars), galaxy)
         provenance = {
             "ddpayne_version": __version__,
             "plugins": {i.name: i.version for i in registry.plugins()},
@@ -407,23 +402,33 @@ class Pipeline:
         from ..physics.gradients import GradientSpectra
 
         names = list(getattr(self.emulator, "label_names", ()))
-        batches = [SpectrumBatch.read(p) for p in self.prepared_files()]
-        if not names or not batches:
+        files = self.prepared_files()
+        if not names or not files:
             return None
-        try:
-            grid = batches[0].wavelength
-            made = self.out / "model" / "gradients.fits"   # written by the train stage: reuse when it matches
-            gs = GradientSpectra.read(made) if made.exists() else None
-            if gs is None or list(gs.label_names) != names or not np.array_equal(gs.wavelength, grid):
-                gs = GradientSpectra.read(self._matched_gradients(grid, names))
-        except (DDPayneError, OSError, ValueError) as err:
-            log.info("no physical Cramér–Rao bounds in the catalogue: %s", err)
-            return None
-        ivar = np.concatenate([b.ivar for b in batches])
-        if len(ivar) != len(stars):
-            raise DDPayneError("prepared spectra and catalogue rows differ in number: rerun the pipeline")
         labels = np.column_stack([np.asarray(stars[n], float) for n in names])
-        crb, ref = crb_per_spectrum(gs, labels, ivar, names)
+        crb = np.full(labels.shape, np.nan)
+        ref = np.full(len(stars), -1)
+        gs = None
+        start = 0
+        for path in files:  # file by file (the rows of ``stars`` are in this order): memory flat in the survey
+            batch = SpectrumBatch.read(path)
+            if gs is None:
+                try:
+                    grid = batch.wavelength
+                    made = self.out / "model" / "gradients.fits"  # written by the train stage: reuse if it matches
+                    gs = GradientSpectra.read(made) if made.exists() else None
+                    if gs is None or list(gs.label_names) != names or not np.array_equal(gs.wavelength, grid):
+                        gs = GradientSpectra.read(self._matched_gradients(grid, names))
+                except (DDPayneError, OSError, ValueError) as err:
+                    log.info("no physical Cramér–Rao bounds in the catalogue: %s", err)
+                    return None
+            rows = slice(start, start + len(batch))
+            if rows.stop > len(stars):
+                raise DDPayneError("prepared spectra and catalogue rows differ in number: rerun the pipeline")
+            crb[rows], ref[rows] = crb_per_spectrum(gs, labels[rows], batch.ivar, names)
+            start = rows.stop
+        if start != len(stars):
+            raise DDPayneError("prepared spectra and catalogue rows differ in number: rerun the pipeline")
         out = Table()
         for k, n in enumerate(names):
             out[f"{n}_CRB"] = crb[:, k]
