@@ -377,6 +377,7 @@ def catalogue_precision_report(cat: Table, label_names: Sequence[str] | None = N
         bad |= (np.asarray(cat["FLAG"], np.int64) & int(Flag.FIT_FAILED | Flag.ALL_MASKED | Flag.BAD_INPUT)) != 0
     order_labels = list(cat.meta.get("LABELS", []))
     bmask = np.asarray(cat["BOUND_MASK"], np.int64) if "BOUND_MASK" in cat.colnames else None
+    use = np.concatenate([a, b]) if a.size else np.arange(len(cat))   # spectra the medians are taken over
     crb_all, formal, ratio = [], [], []
     for n in names:
         excl = bad.copy()
@@ -385,7 +386,6 @@ def catalogue_precision_report(cat: Table, label_names: Sequence[str] | None = N
         val = np.asarray(cat[n], float)
         bound = np.asarray(cat[f"{n}_CRB"], float)
         err = np.asarray(cat[f"{n}_ERR"], float) if f"{n}_ERR" in cat.colnames else np.full(len(cat), np.nan)
-        use = np.concatenate([a, b]) if a.size else np.arange(len(cat))
         crb_all.append(np.nanmedian(bound[use]) if np.isfinite(bound[use]).any() else np.nan)
         formal.append(np.nanmedian(err[use]) if np.isfinite(err[use]).any() else np.nan)
         if a.size:
