@@ -153,3 +153,39 @@ def test_prepare_windows_keep_the_full_continuum(tmp_path, sun_dir):
     good = (win.ivar[0] > 0) & (full.ivar[0, idx] > 0)
     assert np.max(np.abs(win.flux[0][good] - full.flux[0, idx][good])) < 2e-3
     assert "wave_range" in win.provenance.get("pixel_selection", "")
+
+
+def test_fifteen_label_catalogue_writes_clean_header(tmp_path):
+    """All 15 labels' LABELnn keywords fit in a FITS card (no truncation warning) and read back in order."""
+    import warnings
+
+    from astropy.io.fits.verify import VerifyWarning
+
+    from ddpayne.labels import LABEL_NAMES
+    from ddpayne.pipeline.catalogue import fitted_labels
+
+    cat = build_catalogue(Table({"ID": ["1"], "FLAG": [0]}),
+                          Table({"ID": ["1"], **{n: [0.1] for n in LABEL_NAMES}, "FLAG": [0]}))
+    cat.meta["LABELS"] = list(LABEL_NAMES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VerifyWarning)
+        write_catalogue(cat, tmp_path / "cat.fits")
+    assert fitted_labels(read_catalogue(tmp_path / "cat.fits")) == list(LABEL_NAMES)
+
+
+def test_upstream_identity_is_short_for_many_files(tmp_path):
+    """The digest of a stage's upstream files names the checkpoint folder: it must stay one short path
+    component for a survey of thousands of files, and change when any file changes."""
+    import os
+
+    from ddpayne.pipeline.run import Pipeline
+
+    files = [tmp_path / f"coadd-main-bright-{i:05d}.fits" for i in range(2000)]
+    for f in files:
+        f.write_bytes(b"x")
+    ident = Pipeline._upstream(*files)
+    assert len(ident) <= 32 and "/" not in ident and "|" not in ident
+    (tmp_path / f"checkpoints-{ident}").mkdir()          # a valid folder name
+    st = files[1234].stat()
+    os.utime(files[1234], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert Pipeline._upstream(*files) != ident

@@ -133,7 +133,7 @@ def table_hdu(table: Table, name: str) -> fits.BinTableHDU:
     for c in dex_cols:
         hdu.header[f"TUNIT{table.colnames.index(c) + 1}"] = "dex"
     for k, n in enumerate(labels):
-        hdu.header[f"LABEL{k:02d}"] = (str(n), f"fitted label {k}: BOUND_MASK bit {k}, COVAR axis {k}")
+        hdu.header[f"LABEL{k:02d}"] = (str(n), f"BOUND_MASK bit {k}, COVAR axis {k}")
     hdu.name = name
     return hdu
 

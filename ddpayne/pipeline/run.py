@@ -16,6 +16,7 @@ plot        the paper's figures                            ``figures/*.png``
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -77,7 +78,10 @@ class Pipeline:
     def _upstream(*paths: Path) -> str:
         """Identity of a stage's inputs made by earlier stages (name and modification time), for its digest:
         a rerun upstream stage makes the later ones rerun."""
-        return "|".join(f"{Path(p).name}:{Path(p).stat().st_mtime_ns}" for p in paths if Path(p).exists())
+        ident = "|".join(f"{Path(p).name}:{Path(p).stat().st_mtime_ns}" for p in paths if Path(p).exists())
+        # hashed: the digest also names the checkpoint folder, which must stay a short path component
+        # however many files a survey has
+        return hashlib.sha256(ident.encode()).hexdigest()[:16]
 
     def _mark_done(self, output: Path, digest: str, **info) -> None:
         from ..io.atomic import atomic_path
