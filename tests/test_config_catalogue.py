@@ -34,6 +34,7 @@ def test_defaults_and_paths(tmp_path):
     ({"training": {"epochs": "many"}}, r"\[training\] epochs = 'many': expected int"),
     ({"fit": {"executor": "slurm"}}, r"\[fit\] executor = 'slurm'"),
     ({"training": {"labels": ["TEFF", "MG_H"]}}, r"\[training\] labels: unknown label name\(s\) \['MG_H'\]"),
+    ({"training": {"threads": -1}}, r"\[training\] threads = -1"),
 ])
 def test_bad_config_is_named(doc, message):
     with pytest.raises(ConfigError, match=message):
@@ -189,3 +190,12 @@ def test_upstream_identity_is_short_for_many_files(tmp_path):
     st = files[1234].stat()
     os.utime(files[1234], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     assert Pipeline._upstream(*files) != ident
+
+
+def test_threads_do_not_change_the_stage_digest():
+    """Thread counts change speed, not results: changing them must not retrain or refit."""
+    a = config_from_dict({"training": {"epochs": 10}})
+    b = config_from_dict({"training": {"epochs": 10, "threads": 1}, "fit": {"threads": 2}})
+    c = config_from_dict({"training": {"epochs": 11}})
+    assert a.digest("training", "fit") == b.digest("training", "fit") != c.digest("training", "fit")
+    assert b.training.threads == 1 and b.fit.threads == 2

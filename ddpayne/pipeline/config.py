@@ -118,6 +118,9 @@ class TrainingConfig:
     device: str = "cpu"
     #: Checkpoint every this many epochs.
     checkpoint_every: int = 100
+    #: CPU threads torch may use for training (0: torch's default, one per core). On a machine shared
+    #: with other jobs, 1 avoids the stalls of oversubscribed threads.
+    threads: int = 0
 
 
 @dataclass
@@ -134,6 +137,8 @@ class FitConfig:
     scheduler: str = ""
     #: ``cpu`` or ``cuda``.
     device: str = "cpu"
+    #: torch threads per fitting process (0: torch's default for ``serial``, 1 per worker otherwise).
+    threads: int = 0
 
 
 @dataclass
@@ -205,9 +210,13 @@ class Config:
     def digest(self, *sections: str) -> str:
         """Checksum of some sections (all by default): a stage reruns when its inputs change."""
         d = self.to_dict()
-        part = {s: d[s] for s in (sections or d)}
+        part = {s: {k: v for k, v in d[s].items() if (s, k) not in _NO_RESULT_KEYS} if isinstance(d[s], dict)
+                else d[s] for s in (sections or d)}
         return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:16]
 
+
+#: Settings that change how fast a stage runs, not its result: a change does not rerun the stage.
+_NO_RESULT_KEYS = {("training", "threads"), ("fit", "threads")}
 
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "base"}
 
@@ -272,6 +281,10 @@ def config_from_dict(d: dict[str, Any], base: str | os.PathLike = ".") -> Config
     cfg = Config(**parts, base=str(base))
     if cfg.fit.executor not in ("serial", "multiprocessing", "dask"):
         raise ConfigError(f"[fit] executor = {cfg.fit.executor!r}: use serial, multiprocessing or dask")
+    for sec in ("training", "fit"):
+        if getattr(cfg, sec).threads < 0:
+            raise ConfigError(f"[{sec}] threads = {getattr(cfg, sec).threads}: use 0 (torch's default) or a "
+                              "positive number of threads")
     bad_fmt = [f for f in cfg.output.formats if f not in ("parquet", "ecsv")]
     if bad_fmt:
         raise ConfigError(f"[output] formats: unknown {bad_fmt}; use parquet and/or ecsv")

@@ -211,7 +211,7 @@ class Pipeline:
         settings = TrainingSettings(epochs=tc.epochs, batch_size=tc.batch_size, seed=tc.seed, device=tc.device,
                                     learning_rate=tc.learning_rate, final_learning_rate=tc.final_learning_rate,
                                     validation_fraction=tc.validation_fraction,
-                                    checkpoint_every=tc.checkpoint_every,
+                                    checkpoint_every=tc.checkpoint_every, num_threads=tc.threads or None,
                                     allow_underdetermined=tc.allow_underdetermined)
         emulator, history = ts.train(emulator=tc.emulator, regularizer=tc.regularizer,
                                      emulator_options={"n_hidden": tc.n_hidden},
@@ -299,7 +299,8 @@ class Pipeline:
             log.info("no training labels: the fit cannot flag solutions outside the training coverage")
         summary = run_fit(self.prepared_files(), target, emulator, fitter=fc.fitter, backend=fc.executor,
                           fitter_options=options,
-                          n_workers=fc.n_workers, scheduler=fc.scheduler or None, device=fc.device,
+                          n_workers=fc.n_workers, threads_per_worker=fc.threads or None,
+                          scheduler=fc.scheduler or None, device=fc.device,
                           keep_meta=("TARGETID",))
         if summary.failed:
             raise DDPayneError(f"fit: {len(summary.failed)} file(s) failed: {summary.failed}")
