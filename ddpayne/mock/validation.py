@@ -36,7 +36,8 @@ def validate(cat: Table, truth: Table, labels=None, id_column: str = "TARGETID")
     Returns
     -------
     Table
-        ``QUANTITY``, ``N``, ``BIAS``, ``SCATTER``, ``MEDIAN_ERR``, ``UNIT``.
+        ``QUANTITY``, ``N``, ``BIAS``, ``SCATTER``, ``MEDIAN_ERR`` (formal), ``MEDIAN_ERR_TOT`` (formal ⊕
+        the model's systematic error, ``<LABEL>_ERR_TOT``; NaN when the catalogue has none), ``UNIT``.
     """
     c, t = _matched(cat, truth, id_column)
     good = (np.asarray(c["FLAG"], dtype=np.int64) & EXCLUDE) == 0 if "FLAG" in c.colnames else \
@@ -49,17 +50,20 @@ def validate(cat: Table, truth: Table, labels=None, id_column: str = "TARGETID")
         d = np.asarray(c[name], float) - np.asarray(t[true_name], float)
         d = d[good & np.isfinite(d)]
         err = np.asarray(c[f"{name}_ERR"], float)[good] if f"{name}_ERR" in c.colnames else np.array([np.nan])
+        tot = np.asarray(c[f"{name}_ERR_TOT"], float)[good] if f"{name}_ERR_TOT" in c.colnames else \
+            np.array([np.nan])
         unit = str(c[name].unit) if c[name].unit is not None else ""
         rows.append((name, d.size, float(np.median(d)) if d.size else np.nan, robust_sigma(d),
-                     float(np.nanmedian(err)) if np.isfinite(err).any() else np.nan, unit))
+                     float(np.nanmedian(err)) if np.isfinite(err).any() else np.nan,
+                     float(np.nanmedian(tot)) if np.isfinite(tot).any() else np.nan, unit))
     if "DIST" in c.colnames and "DIST_TRUE" in t.colnames:
         r = np.asarray(c["DIST"], float) / np.asarray(t["DIST_TRUE"], float) - 1
         r = r[good & np.isfinite(r)]
         rel_err = (np.asarray(c["DIST_ERR"], float) / np.asarray(c["DIST"], float))[good] \
             if "DIST_ERR" in c.colnames else np.array([np.nan])
         rows.append(("DIST (relative)", r.size, float(np.median(r)) if r.size else np.nan, robust_sigma(r),
-                     float(np.nanmedian(rel_err)) if np.isfinite(rel_err).any() else np.nan, ""))
-    return Table(rows=rows, names=("QUANTITY", "N", "BIAS", "SCATTER", "MEDIAN_ERR", "UNIT"))
+                     float(np.nanmedian(rel_err)) if np.isfinite(rel_err).any() else np.nan, np.nan, ""))
+    return Table(rows=rows, names=("QUANTITY", "N", "BIAS", "SCATTER", "MEDIAN_ERR", "MEDIAN_ERR_TOT", "UNIT"))
 
 
 def ges_recovery(cat: Table, truth: Table, id_column: str = "TARGETID", column: str = "GES",
@@ -82,10 +86,19 @@ def ges_recovery(cat: Table, truth: Table, id_column: str = "TARGETID", column: 
 
 
 def format_validation(table: Table) -> str:
-    """The validation table as aligned text."""
-    lines = [f"{'quantity':<16} {'N':>6} {'bias':>10} {'scatter':>10} {'median err':>11} {'scatter/err':>11}  unit"]
+    """The validation table as aligned text (total-error columns when the catalogue has them)."""
+    has_tot = "MEDIAN_ERR_TOT" in table.colnames and np.isfinite(np.asarray(table["MEDIAN_ERR_TOT"], float)).any()
+    head = f"{'quantity':<16} {'N':>6} {'bias':>10} {'scatter':>10} {'median err':>11} {'scatter/err':>11}"
+    if has_tot:
+        head += f" {'total err':>10} {'scatter/tot':>11}"
+    lines = [head + "  unit"]
     for r in table:
         ratio = r["SCATTER"] / r["MEDIAN_ERR"] if r["MEDIAN_ERR"] > 0 else float("nan")
-        lines.append(f"{r['QUANTITY']:<16} {r['N']:>6d} {r['BIAS']:>10.4g} {r['SCATTER']:>10.4g} "
-                     f"{r['MEDIAN_ERR']:>11.4g} {ratio:>11.2f}  {r['UNIT']}")
+        line = (f"{r['QUANTITY']:<16} {r['N']:>6d} {r['BIAS']:>10.4g} {r['SCATTER']:>10.4g} "
+                f"{r['MEDIAN_ERR']:>11.4g} {ratio:>11.2f}")
+        if has_tot:
+            tot = r["MEDIAN_ERR_TOT"]
+            line += (f" {tot:>10.4g} {r['SCATTER'] / tot:>11.2f}" if np.isfinite(tot) and tot > 0
+                     else f" {'':>10} {'':>11}")
+        lines.append(line + f"  {r['UNIT']}")
     return "\n".join(lines)

@@ -66,10 +66,12 @@ def _describe_columns(table: Table) -> None:
 
     for name in table.colnames:
         unit, desc = COLUMN_INFO.get(name, (None, ""))
-        base = name[:-4] if name.endswith(("_ERR", "_CRB")) else name
+        base = name[:-4] if name.endswith(("_ERR", "_CRB")) else name[:-8] if name.endswith("_ERR_TOT") else name
         if base in LABEL_UNIT_STRINGS:
             unit = LABEL_UNIT_STRINGS[base]
             desc = desc or ({"_ERR": f"formal uncertainty of {base}",
+                             "_TOT": f"total uncertainty of {base}: formal and model systematic error "
+                                     "(validation stars) in quadrature",
                              "_CRB": f"physical Cramer-Rao bound on {base} (this spectrum's noise, "
                                      f"gradient spectra of reference point CRB_REF)"}.get(name[-4:])
                             or f"stellar label {name}")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from astropy.table import Table, vstack
+from astropy.table import Table, hstack, vstack
 
 from .. import __version__, registry
 from ..exceptions import DDPayneError, SpectrumFileError
@@ -224,9 +224,49 @@ class Pipeline:
         history.write(self.out / "model" / "history.ecsv", format="ascii.ecsv", overwrite=True)
         # the fit stage flags solutions outside the training set's label coverage with these
         ts.label_table().write(self.out / "model" / "training-labels.ecsv", format="ascii.ecsv", overwrite=True)
+        self._calibrate(ts, labels, emulator, model_path)
         self._mark_done(model_path, digest, n_train=len(ts))
         self._emulator = emulator
         return emulator
+
+    def _calibrate(self, ts, catalogue: Table, emulator, model_path: Path) -> Table | None:
+        """Systematic errors of the new model from its validation stars (:mod:`ddpayne.fit.calibration`).
+
+        The trainer's held-out stars (same split: ``validation_fraction``, ``seed``, by star) are fitted
+        with the configured fitter and compared with their reference labels. The table is written to
+        ``model/systematics.ecsv`` and stored in the model's provenance (``systematic_errors``), so that a
+        saved model carries its error floor to every later fit; the model file is rewritten.
+        """
+        from ..fit.calibration import systematic_errors
+        from ..model.training import split_by_star
+
+        tc = self.cfg.training
+        _, val = split_by_star(ts.star_ids, tc.validation_fraction, tc.seed)
+        if len(val) == 0:
+            log.info("no validation stars (validation_fraction = 0): no systematic errors for this model")
+            return None
+        names = list(emulator.label_names)
+        vb = ts.batch[val]
+        fitter = registry.create("fitter", self.cfg.fit.fitter)
+        res = fitter.fit(emulator, vb)
+        ref = Table()
+        ref["ID"] = np.asarray(vb.ids).astype(str)
+        sel = np.flatnonzero(np.asarray(ts.report["SELECTED"], bool))[val]
+        cat_rows = np.asarray(ts.report["CAT_INDEX"])[sel]
+        for j, n in enumerate(names):
+            ref[n] = ts.labels[val, j]
+            if f"{n}_ERR" in catalogue.colnames:
+                ref[f"{n}_ERR"] = np.asarray(catalogue[f"{n}_ERR"], float)[cat_rows]
+        res["ID"] = np.asarray(res["ID"]).astype(str)
+        ref_u, first = np.unique(ref["ID"], return_index=True)
+        table = systematic_errors(res, ref[first], names)
+        table.write(self.out / "model" / "systematics.ecsv", format="ascii.ecsv", overwrite=True)
+        emulator.provenance["systematic_errors"] = {str(r["LABEL"]): float(r["SYS"]) for r in table}
+        emulator.provenance["systematics_n_validation"] = int(len(val))
+        emulator.save(model_path)
+        log.info("systematic errors from %d validation spectra: %s", len(val),
+                 ", ".join(f"{r['LABEL']} {r['SYS']:.3g}" for r in table))
+        return table
 
     def _matched_gradients(self, grid: np.ndarray, label_names) -> Path:
         """The gradient-spectra file restricted to the training grid and labels (``model/gradients.fits``).
@@ -383,7 +423,8 @@ class Pipeline:
         if self.cfg.derive.enabled and derived.exists():
             galaxy = read_catalogue(derived, hdu="DERIVED")
             galaxy["ID"] = np.asarray(galaxy["ID"]).astype(str)
-        cat = build_catalogue(stars, self._crb_columns(stars), galaxy)
+        extra = [t for t in (self._crb_columns(stars), self._total_error_columns(stars)) if t is not None]
+        cat = build_catalogue(stars, hstack(extra) if extra else None, galaxy)
         provenance = {
             "ddpayne_version": __version__,
             "plugins": {i.name: i.version for i in registry.plugins()},
@@ -395,6 +436,18 @@ class Pipeline:
         write_catalogue(cat, path, provenance=provenance, rejected=self.rejected(),
                         formats=self.cfg.output.formats)
         return path
+
+    def _total_error_columns(self, stars: Table) -> Table | None:
+        """``<LABEL>_ERR_TOT``: formal ⊕ the model's systematic error (from its provenance; see
+        :meth:`_calibrate`). None for a model without systematic errors (e.g. trained elsewhere)."""
+        from ..fit.calibration import total_error_columns
+
+        sys = getattr(self.emulator, "provenance", {}).get("systematic_errors")
+        if not sys:
+            log.info("the model records no systematic errors: the catalogue has formal errors only")
+            return None
+        table = Table({"LABEL": list(sys), "SYS": [float(v) for v in sys.values()]})
+        return total_error_columns(stars, table)
 
     def _crb_columns(self, stars: Table) -> Table | None:
         """Physical Cramér–Rao bounds ``<LABEL>_CRB`` (and ``CRB_REF``) of every spectrum.

@@ -1,0 +1,128 @@
+"""Systematic (model) errors of the labels, measured on held-out validation stars.
+
+The formal errors ``<LABEL>_ERR`` of a fit, ``sqrt(diag((JᵀWJ)⁻¹))``, describe the photon noise only: they
+are what repeat observations of a star scatter by (paper Fig. 9). A data-driven emulator trained on a finite
+set of stars with noisy reference labels also has a *model* error — the emulator's spectrum at a label point
+is not exactly the star's — which moves every spectrum of a star the same way and so does not average out.
+
+The stars held out of training (the trainer's validation split, by star) measure it. For each label, their
+fitted values ``x_fit`` are compared with the reference labels ``x_ref``; with the 3σ-clipped standard
+deviation ``s`` of ``x_fit − x_ref`` (clipped rather than a MAD: with tens of stars the MAD is a far noisier
+estimate of the width), median formal error ``e`` and median reference-label error ``r`` (the
+label catalogue's ``<LABEL>_ERR``), the systematic error is
+
+.. math:: \\sigma_{\\rm sys}^2 = \\max(0,\\; s^2 - e^2 - r^2),
+
+and the total error of every catalogue row is ``<LABEL>_ERR_TOT = sqrt(<LABEL>_ERR² + σ_sys²)``. This is the
+usual cross-validation estimate of a data-driven model's error floor. It is one number per label: with the
+tens to hundreds of validation stars of a training set it cannot resolve how the model error varies across
+label space (it is larger where the training set is sparse: metal-poor stars, giants), and where the
+reference errors dominate the scatter (``r ≈ s``) the difference is poorly determined — the table gives the
+statistical uncertainty of each ``σ_sys`` (``SYS_UNCERTAINTY``) so that a user can judge.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+from astropy.table import Column, Table
+
+from ..flags import Flag
+from ..labels import LABEL_UNIT_STRINGS
+
+log = logging.getLogger(__name__)
+
+#: Rows left out of the calibration: failed or unusable fits, and solutions at a bound of the fit.
+EXCLUDE = int(Flag.FIT_FAILED | Flag.ALL_MASKED | Flag.BAD_INPUT | Flag.AT_BOUND)
+#: Fewer validation spectra than this give no systematic error (NaN) for a label.
+MIN_STARS = 10
+
+
+def _clipped_sigma(x: np.ndarray) -> float:
+    """Standard deviation after iterative 3σ clipping about the median (outliers: failed fits)."""
+    from astropy.stats import sigma_clipped_stats
+
+    return float(sigma_clipped_stats(x, sigma=3.0, maxiters=10)[2]) if x.size else float("nan")
+
+
+def systematic_errors(fit: Table, reference: Table, label_names: Sequence[str], id_column: str = "ID",
+                      error_suffix: str = "_ERR") -> Table:
+    """Per-label systematic errors from fits of validation stars against their reference labels.
+
+    Parameters
+    ----------
+    fit : Table
+        Fit results of the validation spectra (:mod:`ddpayne.fit.results` columns: ``<LABEL>``,
+        ``<LABEL>_ERR``, ``FLAG``), with an ``id_column``.
+    reference : Table
+        Their reference labels: ``id_column``, ``<LABEL>`` and, when known, ``<LABEL>_ERR`` (the reference
+        catalogue's errors; taken as 0 when absent, which makes ``SYS`` an upper bound).
+    label_names : sequence of str
+    id_column : str
+        Column joining the two tables (several fit rows may share one reference row: repeat spectra).
+
+    Returns
+    -------
+    Table
+        One row per label: ``LABEL``, ``N``, ``BIAS`` (median fit − reference),
+        ``SCATTER`` (3σ-clipped standard deviation of fit − reference), ``MEDIAN_ERR`` (formal),
+        ``REF_ERR`` (median reference error), ``SYS`` and ``SYS_UNCERTAINTY``
+        (1σ, from the scatter's own sampling error ``s / sqrt(2 N)``), in the label's unit.
+    """
+    ref_ids = np.asarray(reference[id_column]).astype(str)
+    pos = {r: i for i, r in enumerate(ref_ids)}
+    fit_ids = np.asarray(fit[id_column]).astype(str)
+    rows = np.array([pos.get(f, -1) for f in fit_ids], dtype=int)
+    flags = np.asarray(fit["FLAG"], dtype=np.int64) if "FLAG" in fit.colnames else np.zeros(len(fit), np.int64)
+    usable = (rows >= 0) & ((flags & EXCLUDE) == 0)
+    out = []
+    for name in label_names:
+        x = np.asarray(fit[name], float)
+        e = np.asarray(fit[name + error_suffix], float) if name + error_suffix in fit.colnames else \
+            np.full(len(fit), np.nan)
+        xr = np.full(len(fit), np.nan)
+        er = np.zeros(len(fit))
+        xr[rows >= 0] = np.asarray(reference[name], float)[rows[rows >= 0]]
+        if name + error_suffix in reference.colnames:
+            er[rows >= 0] = np.asarray(reference[name + error_suffix], float)[rows[rows >= 0]]
+        ok = usable & np.isfinite(x) & np.isfinite(xr) & np.isfinite(e) & np.isfinite(er)
+        d = x[ok] - xr[ok]
+        n = int(ok.sum())
+        if n < MIN_STARS:
+            out.append((name, n, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan))
+            continue
+        s = _clipped_sigma(d)
+        med_e, med_r = float(np.median(e[ok])), float(np.median(er[ok]))
+        sys2 = s ** 2 - med_e ** 2 - med_r ** 2
+        sys = float(np.sqrt(max(sys2, 0.0)))
+        # d(sys)/d(s) = s / sys; at sys = 0 the bound is the scatter's own uncertainty
+        ds = s / np.sqrt(2.0 * n)
+        unc = float(s * ds / sys) if sys > ds else float(np.sqrt(2.0 * s * ds))
+        out.append((name, n, float(np.median(d)), s, med_e, med_r, sys, unc))
+    t = Table(rows=out, names=("LABEL", "N", "BIAS", "SCATTER", "MEDIAN_ERR", "REF_ERR", "SYS",
+                               "SYS_UNCERTAINTY"),
+              dtype=(str, int, float, float, float, float, float, float)) if out else Table()
+    if len(t):
+        t["SYS"].description = "systematic (model) error: sqrt(max(0, SCATTER^2 - MEDIAN_ERR^2 - REF_ERR^2))"
+        t["SCATTER"].description = "3-sigma clipped std of fitted - reference label, validation stars"
+        t.meta["EXCLUDED_FLAGS"] = EXCLUDE
+    return t
+
+
+def total_error_columns(cat: Table, systematics: Table, error_suffix: str = "_ERR") -> Table:
+    """``<LABEL>_ERR_TOT = hypot(<LABEL>_ERR, SYS)`` for every label of ``systematics`` that ``cat`` has.
+
+    Labels whose ``SYS`` is NaN (too few validation stars) get NaN total errors: unknown, not zero.
+    """
+    out = Table()
+    for row in systematics:
+        name = str(row["LABEL"])
+        if name + error_suffix not in cat.colnames:
+            continue
+        tot = np.hypot(np.asarray(cat[name + error_suffix], float), float(row["SYS"]))
+        out[f"{name}_ERR_TOT"] = Column(tot, unit=LABEL_UNIT_STRINGS.get(name) or None,
+                                        description=f"total error of {name}: formal error and the model's "
+                                                    f"systematic error {float(row['SYS']):.4g} "
+                                                    "(validation stars) in quadrature")
+    return out
