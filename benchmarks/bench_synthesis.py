@@ -13,11 +13,21 @@ the finest (0.02 Å, no cut), measured in the same process.
 at cheaper settings with the reference, in 3900–4500 Å, with the MOOG CPU time of each setting
 (the accuracy that matters for mock spectra, which are data rather than gradients).
 
+``--set reuse`` measures chunk reuse for the [X/Fe] steps of the gradient product
+(:meth:`ddpayne_moog.synth.MoogSynthesizer.synthesize_reusing`): for reference points of the committed
+plan (``work-synth/plan.json``) it synthesises the base (checked against the committed base result),
+re-synthesises each [X/Fe] step re-running MOOG only in sub-chunks that the element's lines (strength
+proxy ≥ threshold) can reach, degrades it like the runner, and prints per label the rms of
+(reused − full) degraded gradient / rms(full gradient) against the *committed* full step results, with the
+MOOG CPU time of both. It also prints a cheap screening estimate for several thresholds (no MOOG): the
+fraction of each committed gradient's rms lying farther than 40 Å from every sensitive sub-chunk.
+
 Run::
 
     python benchmarks/bench_synthesis.py                # default windows and settings
     python benchmarks/bench_synthesis.py --full         # whole DESI range (slow: ~minutes per setting)
     python benchmarks/bench_synthesis.py --set mock     # mock-library settings (flux accuracy)
+    python benchmarks/bench_synthesis.py --set reuse --refs 0,1,4 --threshold -15 --sub-chunk 25
 """
 from __future__ import annotations
 
@@ -119,6 +129,107 @@ def run_mock(window=(3900.0, 4500.0)):
                   f"  max {100 * np.abs(diff).max():.3f} %", flush=True)
 
 
+ABUNDANCE_STEP_LABELS = ("C_FE", "N_FE", "O_FE", "MG_FE", "AL_FE", "SI_FE", "CA_FE", "TI_FE", "CR_FE",
+                         "MN_FE", "NI_FE")
+
+
+def _cpu() -> float:
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime + time.process_time()
+
+
+def _sensitive_pixels(plan_subs, grid, pad):
+    from ddpayne.physics.airvac import air_to_vacuum
+    sens = np.zeros(grid.size, bool)
+    for subs in plan_subs:
+        for a, b, x in subs:
+            if x:
+                va, vb = air_to_vacuum(np.array([a, b]))
+                sens |= (grid >= va - pad) & (grid <= vb + pad)
+    return sens
+
+
+def run_reuse(refs, threshold, sub_chunk, screen=(-11.0, -12.0, -13.0, -14.0, -15.0), workdir="work-synth",
+              labels=ABUNDANCE_STEP_LABELS, same_atmosphere=True, json_out=None):
+    """Accuracy and CPU saving of chunk reuse for [X/Fe] steps, against the committed full results."""
+    from ddpayne.physics.build_gradients import product_mask
+    from ddpayne.physics.runner import WAVE_RANGE, load_plan, load_result
+    from ddpayne.physics.airvac import vacuum_to_air
+    from ddpayne_moog.synth import alpha_of
+    plan = load_plan(workdir)
+    jobs = {j["id"]: j for j in plan["jobs"]}
+    syn = MoogSynthesizer(SynthSettings(**plan["settings"]))
+    rows = []
+    for r in refs:
+        bid = f"grad-r{r:03d}-base"
+        bjob, bres = jobs[bid], load_result(workdir, bid)
+        if bres is None:
+            raise SystemExit(f"{bid} has no committed result in {workdir}")
+        grid = bres["wavelength"]
+        good = ~product_mask(grid) & np.isfinite(bres["flux"])
+        # screening (no MOOG): gradient rms farther than 40 Å from every sensitive sub-chunk
+        for lab in labels:
+            sres = load_result(workdir, f"grad-r{r:03d}-{lab}")
+            g = ((sres["flux"] - bres["flux"]) / plan["gradient_steps"][lab])[good]
+            est = []
+            for t in screen:
+                subs = syn.reuse_plan(jobs[f"grad-r{r:03d}-{lab}"]["labels"], lab, *WAVE_RANGE, t, sub_chunk)
+                far = ~_sensitive_pixels(subs, grid, 40.0)[good]
+                est.append(f"{t:g}: {100 * np.sqrt(np.sum(g[far] ** 2) / np.sum(g ** 2)):5.2f} %")
+            print(f"screen r{r:03d} {bjob['ref_kind']:6s} {lab:6s} far-from-sensitive rms fraction  "
+                  + "  ".join(est), flush=True)
+        c0 = _cpu()
+        w, f = syn.synthesize(bjob["labels"], *WAVE_RANGE)
+        cpu_full = _cpu() - c0
+        base_flux = degrade_to_survey(w, f, grid, resolution="desi", continuum_width=20.0)
+        dbase = float(np.nanmax(np.abs(base_flux.astype(np.float32) - bres["flux"])))
+        bl = bjob["labels"]
+        print(f"r{r:03d} {bjob['ref_kind']} (Teff {bl['TEFF']:.0f}, logg {bl['LOGG']}, [Fe/H] {bl['FE_H']}): "
+              f"base MOOG CPU {cpu_full:.1f} s; recomputed base vs committed max |dflux| {dbase:.2e}",
+              flush=True)
+        depth = np.clip(np.round((1.0 - f) * 1e4), 0, 65535).astype(np.uint16)
+        air0 = float(vacuum_to_air(w[:1])[0])
+        for lab in labels:
+            sjob = jobs[f"grad-r{r:03d}-{lab}"]
+            sres = load_result(workdir, sjob["id"])
+            step = plan["gradient_steps"][lab]
+            g_full = (sres["flux"] - bres["flux"])[good] / step
+            if same_atmosphere and alpha_of(sjob["labels"]) != alpha_of(bjob["labels"]):
+                row = {"ref": r, "kind": bjob["ref_kind"], "label": lab, "reused": False,
+                       "reason": "atmosphere [alpha/M] changes", "frac_run": 1.0, "cpu_full": cpu_full,
+                       "cpu_reuse": cpu_full, "rel_rms": 0.0}
+            else:
+                c0 = _cpu()
+                w1, f1, info = syn.synthesize_reusing(
+                    sjob["labels"], *WAVE_RANGE, base_labels=bjob["labels"], label=lab, base_depth=depth,
+                    base_air_start=np.round(air0, 6), threshold=threshold, sub_chunk=sub_chunk,
+                    same_atmosphere=same_atmosphere)
+                cpu = _cpu() - c0
+                flux = degrade_to_survey(w1, f1, grid, resolution="desi", continuum_width=20.0)
+                flux = flux.astype(np.float32)
+                g = (flux - bres["flux"])[good] / step
+                row = {"ref": r, "kind": bjob["ref_kind"], "label": lab, "reused": info["reused"],
+                       "frac_run": info["angstrom_run"] / info["angstrom_total"], "runs": info["runs"],
+                       "cpu_full": cpu_full, "cpu_reuse": cpu,
+                       "rel_rms": float(np.sqrt(np.mean((g - g_full) ** 2)) / np.sqrt(np.mean(g_full ** 2)))}
+            rows.append(row)
+            print(f"  {lab:6s} reused {str(row['reused']):5s} Å re-run {100 * row['frac_run']:5.1f} %  "
+                  f"CPU {row['cpu_reuse']:5.1f} s of {cpu_full:5.1f} s  "
+                  f"rms(reused - full)/rms(full) {100 * row['rel_rms']:.3f} %", flush=True)
+    n_jobs = 16
+    saved = sum(x["cpu_full"] - x["cpu_reuse"] for x in rows)
+    total = sum(x["cpu_full"] for x in rows) / len(labels) * n_jobs
+    print(f"\nthreshold {threshold}, sub-chunk {sub_chunk} Å: worst rms ratio "
+          f"{100 * max(x['rel_rms'] for x in rows):.3f} %; CPU saved {saved:.0f} s of {total:.0f} s for the "
+          f"{len(refs)} points' {n_jobs} jobs each ({100 * saved / total:.1f} % of the gradient product's "
+          f"cost)")
+    if json_out:
+        with open(json_out, "w") as fh:
+            json.dump(rows, fh, indent=1)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", action="store_true", help="whole DESI range instead of three windows")
@@ -127,12 +238,21 @@ def main():
     ap.add_argument("--feh", type=float, default=-0.5)
     ap.add_argument("--labels", default="TEFF,FE_H,MG_FE,N_FE")
     ap.add_argument("--json", help="write results to this file")
-    ap.add_argument("--set", choices=["steps", "cuts", "mock"], default="cuts",
+    ap.add_argument("--refs", default="0,1,4", help="--set reuse: reference point ids of the committed plan")
+    ap.add_argument("--threshold", type=float, default=-15.0, help="--set reuse: line-strength threshold")
+    ap.add_argument("--sub-chunk", type=float, default=25.0, help="--set reuse: sub-chunk width (Å)")
+    ap.add_argument("--workdir", default="work-synth", help="--set reuse: the synthesis run's directory")
+    ap.add_argument("--set", choices=["steps", "cuts", "mock", "reuse"], default="cuts",
                     help="'steps': 0.02/0.03/0.05/0.1 Å; 'cuts': line-strength cuts and delta at 0.02 Å; "
-                         "'mock': flux accuracy of cheaper settings for mock stars")
+                         "'mock': flux accuracy of cheaper settings for mock stars; 'reuse': chunk reuse for "
+                         "[X/Fe] steps")
     args = ap.parse_args()
     if args.set == "mock":
         run_mock()
+        return
+    if args.set == "reuse":
+        run_reuse([int(x) for x in args.refs.split(",")], args.threshold, args.sub_chunk,
+                  workdir=args.workdir, json_out=args.json)
         return
     windows = [(3600.0, 9824.0)] if args.full else [(3750.0, 4450.0), (4950.0, 5450.0), (8300.0, 8800.0)]
     labels = {"TEFF": args.teff, "LOGG": args.logg, "FE_H": args.feh, "VMIC": 1.1,

@@ -10,6 +10,14 @@ The output is MOOG's line depth relative to its true continuum, on **vacuum** wa
 The full range is synthesised in independent chunks (default 100 Å); each MOOG run gets only the lines
 that can reach its chunk (``delta`` Å, plus full-wing "strong" lines within ``strong_reach`` Å) and runs
 in its own temporary directory (MOOG reads ``batch.par`` from its working directory).
+
+**Chunk reuse for [X/Fe] steps** (:meth:`MoogSynthesizer.synthesize_reusing`): a forward step in one
+abundance changes only the wavelengths near lines of that element (and of the elements coupled to it
+through the molecular equilibrium, :data:`COUPLED_ELEMENTS`). The range is cut into sub-chunks
+(default 25 Å) of the ordinary chunks; a sub-chunk that no line of those elements with
+:func:`line_strength_proxy` ≥ a threshold can reach is copied from the base synthesis' stored depths, the
+others are re-run (each run gets its parent chunk's strong lines, so its depths match a full synthesis to
+MOOG's last written decimal). Accuracy and saving: ``docs/performance_synthesis.rst``.
 """
 from __future__ import annotations
 
@@ -179,6 +187,77 @@ def line_strength_proxy(lines: Mapping[str, np.ndarray], labels: Mapping[str, fl
             + np.where(mol, theta * lines["d0"] + MOLECULE_OFFSET, 0.0) + np.where(ion, ION_OFFSET, 0.0))
 
 
+#: Elements whose lines a step in one element's abundance can change through the molecular
+#: equilibrium (C, N and O share CO, CN, C2; every other element is treated alone).
+COUPLED_ELEMENTS: dict[str, tuple[str, ...]] = {"C": ("C", "N", "O"), "N": ("C", "N"), "O": ("C", "N", "O")}
+
+
+def element_line_mask(species: np.ndarray, label: str) -> np.ndarray:
+    """Lines (atomic or molecular) containing the element of ``label`` or an element coupled to it.
+
+    Parameters
+    ----------
+    species : ndarray
+        MOOG species codes of the lines (e.g. 12.0 Mg I, 22.1 Ti II, 106.0 CH, 10108.0 H2O).
+    label : str
+        An abundance label (``"MG_FE"``).
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    el = element_of(label)
+    zs = [ATOMIC_NUMBER[e] for e in COUPLED_ELEMENTS.get(el, (el,))]
+    z = np.zeros((len(species), 3), dtype=int)
+    for i, c in enumerate(_constituents(np.asarray(species))):
+        z[i, :len(c)] = c
+    return np.isin(z, zs).any(axis=1)
+
+
+def sensitive_subchunks(edges: np.ndarray, sub_chunk: float, line_wave: np.ndarray, line_strength: np.ndarray,
+                        strong_wave: np.ndarray, threshold: float, delta: float, strong_reach: float
+                        ) -> list[list[tuple[float, float, bool]]]:
+    """Cut each chunk into sub-chunks and flag those an element's lines can change.
+
+    A sub-chunk [a, b] is *sensitive* when an ordinary line of the element with strength proxy
+    ≥ ``threshold`` lies in [a − delta − 0.5, b + delta + 0.5] (the lines a MOOG run of [a, b] would
+    get)
+    or one of its strong (full-wing) lines lies within ``strong_reach`` of it.
+
+    Parameters
+    ----------
+    edges : ndarray
+        Chunk edges (air Å), as the synthesis uses them: chunk i is [edges[i], edges[i + 1]].
+    sub_chunk : float
+        Sub-chunk width (Å); the last sub-chunk of a chunk may be narrower.
+    line_wave, line_strength : ndarray
+        Air wavelengths (sorted) and strength proxies of the element's ordinary lines.
+    strong_wave : ndarray
+        Air wavelengths of the element's strong lines.
+    threshold, delta, strong_reach : float
+        See above and :class:`SynthSettings`.
+
+    Returns
+    -------
+    list
+        Per chunk, a list of ``(a, b, sensitive)`` sub-chunks covering it.
+    """
+    line_wave = np.asarray(line_wave, float)
+    strong_lines = line_wave[np.asarray(line_strength, float) >= threshold]
+    strong_wave = np.sort(np.asarray(strong_wave, float))
+    out = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        n = max(1, int(np.ceil((b - a) / sub_chunk - 1e-9)))
+        subs = []
+        for k in range(n):
+            sa, sb = a + k * sub_chunk, min(a + (k + 1) * sub_chunk, b)
+            lo, hi = np.searchsorted(strong_lines, [sa - delta - 0.5, sb + delta + 0.5])
+            slo, shi = np.searchsorted(strong_wave, [sa - strong_reach, sb + strong_reach])
+            subs.append((float(sa), float(sb), bool(hi > lo or shi > slo)))
+        out.append(subs)
+    return out
+
+
 def _fmt_lines(wave, code, ep, loggf, d0) -> str:
     rows = [f"{w:10.3f}{c:>10s}{e:10.3f}{g:10.3f}{'':10s}{(f'{d:10.3f}' if d > 0 else ''):10s}"
             for w, c, e, g, d in zip(wave, code, ep, loggf, d0)]
@@ -284,14 +363,8 @@ class MoogSynthesizer(Synthesizer):
                 "settings": self.settings.as_dict()}
 
     # ----------------------------------------------------------------- running
-    def synthesize(self, labels: Mapping[str, float], wave_min: float, wave_max: float
-                   ) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised flux (relative to the true continuum) on vacuum wavelengths in [wave_min, wave_max].
-
-        The synthesis runs on a uniform *air* grid of step ``settings.step``; the returned wavelengths
-        are those air wavelengths converted to vacuum (so not exactly uniform).
-        """
-        lab = complete_labels(labels)
+    def _prepare(self, lab: Mapping[str, float], wave_min: float, wave_max: float):
+        """MOOG model, per-star log gf, line selections and chunk edges (air Å) of a synthesis."""
         lo_air, hi_air = vacuum_to_air(np.array([wave_min, wave_max], dtype=float))
         s = self.settings
         atm = interpolate(lab["TEFF"], lab["LOGG"], lab["FE_H"], alpha_of(lab))
@@ -306,11 +379,22 @@ class MoogSynthesizer(Synthesizer):
         strong[self._strong_idx] = True
         keep_weak = keep & ~strong
         edges = np.arange(np.floor(lo_air / s.step) * s.step, hi_air + s.chunk, s.chunk)
+        end = np.ceil(hi_air / s.step) * s.step
+        edges = np.minimum(edges, end)
+        edges = edges[np.concatenate([[True], np.diff(edges) > 0])]
+        return model, loggf, keep_weak, strong, edges
+
+    def synthesize(self, labels: Mapping[str, float], wave_min: float, wave_max: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised flux (relative to the true continuum) on vacuum wavelengths in [wave_min, wave_max].
+
+        The synthesis runs on a uniform *air* grid of step ``settings.step``; the returned wavelengths
+        are those air wavelengths converted to vacuum (so not exactly uniform).
+        """
+        lab = complete_labels(labels)
+        model, loggf, keep_weak, strong, edges = self._prepare(lab, wave_min, wave_max)
         waves, fluxes = [], []
         for a, b in zip(edges[:-1], edges[1:]):
-            b = min(b, np.ceil(hi_air / s.step) * s.step)
-            if b <= a:
-                break
             w, f = self._run_chunk(a, b, model, loggf, keep_weak, strong)
             if waves and np.isclose(w[0], waves[-1][-1]):
                 w, f = w[1:], f[1:]
@@ -320,13 +404,119 @@ class MoogSynthesizer(Synthesizer):
         flux = np.concatenate(fluxes)
         return air_to_vacuum(wave_air), flux
 
-    def _run_chunk(self, start, stop, model, loggf, keep_weak, strong):
+    def reuse_plan(self, labels: Mapping[str, float], label: str, wave_min: float, wave_max: float,
+                   threshold: float, sub_chunk: float) -> list[list[tuple[float, float, bool]]]:
+        """The sub-chunks of a synthesis of ``labels`` and which of them a step in ``label`` can change.
+
+        Lines of the element of ``label`` (and of :data:`COUPLED_ELEMENTS`) are ranked with
+        :func:`line_strength_proxy` at ``labels``; see :func:`sensitive_subchunks`.
+        """
+        lab = complete_labels(labels)
+        if label not in LABEL_NAMES[4:]:
+            raise ValueError(f"chunk reuse is for abundance labels, not {label!r}")
+        _, loggf, keep_weak, strong, edges = self._prepare(lab, wave_min, wave_max)
+        L = self.lines
+        mine = element_line_mask(L["species"], label)
+        weak = mine & keep_weak
+        proxy = line_strength_proxy({**L, "loggf": loggf}, lab)
+        return sensitive_subchunks(edges, sub_chunk, L["wave"][weak], proxy[weak], L["wave"][mine & strong],
+                                   threshold, self.settings.delta, self.settings.strong_reach)
+
+    def synthesize_reusing(self, labels: Mapping[str, float], wave_min: float, wave_max: float, *,
+                           base_labels: Mapping[str, float], label: str, base_depth: np.ndarray,
+                           base_air_start: float, threshold: float, sub_chunk: float = 25.0,
+                           same_atmosphere: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
+        """Synthesis of an [X/Fe] step that re-runs MOOG only where element X's lines can matter.
+
+        Parameters
+        ----------
+        labels : mapping
+            Labels of the step (differing from ``base_labels`` in ``label`` only).
+        wave_min, wave_max : float
+            Vacuum range, the same as the base synthesis'.
+        base_labels : mapping
+            Labels of the base synthesis.
+        label : str
+            The stepped abundance label (``"MG_FE"``).
+        base_depth : ndarray
+            The base synthesis' line depths on its air grid, in 1e-4 units (the runner's ``hires_depth``).
+        base_air_start : float
+            Air wavelength of ``base_depth[0]``; the grid step is ``settings.step``.
+        threshold : float
+            Lines of X with :func:`line_strength_proxy` below this are taken not to change the spectrum.
+        sub_chunk : float
+            Width (Å) of the pieces that are copied or re-run.
+        same_atmosphere : bool
+            If True (default) and the step changes the atmosphere's [α/M] (:func:`alpha_of`), everything
+            is re-run: the atmosphere changes every wavelength.
+
+        Returns
+        -------
+        wave : ndarray
+            Vacuum wavelengths (the base's air grid, converted).
+        flux : ndarray
+            Flux normalised to the true continuum.
+        info : dict
+            ``reused`` (bool), ``reason`` when not, ``runs`` (MOOG runs), ``angstrom_run`` and
+            ``angstrom_total`` (air Å re-run and synthesised).
+
+        Raises
+        ------
+        ValueError
+            If the base does not fit (other labels differ, grid of another length or start).
+        """
+        lab = complete_labels(labels)
+        blab = complete_labels(base_labels)
+        others = [k for k in LABEL_NAMES if k != label and abs(lab[k] - blab[k]) > 1e-9]
+        if others:
+            raise ValueError(f"step and base labels differ in {others}, not only in {label}")
+        s = self.settings
+        model, loggf, keep_weak, strong, edges = self._prepare(lab, wave_min, wave_max)
+        n = int(round((edges[-1] - edges[0]) / s.step)) + 1
+        depth = np.asarray(base_depth)
+        if depth.shape != (n,) or abs(base_air_start - edges[0]) > 1e-6:
+            raise ValueError(f"base grid ({depth.shape[0]} points from {base_air_start}) is not this "
+                             f"synthesis' "
+                             f"({n} points from {edges[0]:.3f}, step {s.step})")
+        total = float(edges[-1] - edges[0])
+        if same_atmosphere and alpha_of(lab) != alpha_of(blab):
+            w, f = self.synthesize(lab, wave_min, wave_max)
+            return w, f, {"reused": False, "reason": "the step changes the atmosphere's [alpha/M]",
+                          "runs": len(edges) - 1, "angstrom_run": total, "angstrom_total": total}
+        flux = 1.0 - depth.astype(float) * 1e-4
+        runs, run_aa = 0, 0.0
+        for (a, b), subs in zip(zip(edges[:-1], edges[1:]),
+                                self.reuse_plan(lab, label, wave_min, wave_max, threshold, sub_chunk)):
+            k = 0
+            while k < len(subs):  # consecutive sensitive sub-chunks make one MOOG run
+                if not subs[k][2]:
+                    k += 1
+                    continue
+                j = k
+                while j + 1 < len(subs) and subs[j + 1][2]:
+                    j += 1
+                sa, sb = subs[k][0], subs[j][1]
+                w, f = self._run_chunk(sa, sb, model, loggf, keep_weak, strong, strong_window=(a, b))
+                i0 = int(round((w[0] - edges[0]) / s.step))
+                flux[i0:i0 + w.size] = f
+                runs += 1
+                run_aa += sb - sa
+                k = j + 1
+        wave_air = edges[0] + s.step * np.arange(n)
+        return air_to_vacuum(wave_air), flux, {"reused": True, "runs": runs, "angstrom_run": float(run_aa),
+                                               "angstrom_total": total}
+
+    def _run_chunk(self, start, stop, model, loggf, keep_weak, strong, strong_window=None):
+        """One MOOG run on [start, stop] (air). Strong lines are those within ``strong_reach`` of
+        ``strong_window`` (default: of [start, stop]; a sub-range of a chunk passes the chunk's window so that
+        it gets the same strong lines, hence the same depths, as the whole chunk)."""
         s = self.settings
         L = self.lines
         w = L["wave"]
         lo, hi = np.searchsorted(w, [start - s.delta - 0.5, stop + s.delta + 0.5])
         sel = np.arange(lo, hi)[keep_weak[lo:hi]]
-        slo, shi = np.searchsorted(w, [start - s.strong_reach, stop + s.strong_reach])
+        sw0, sw1 = (start, stop) if strong_window is None else strong_window
+        slo, shi = np.searchsorted(w, [sw0 - s.strong_reach, sw1 + s.strong_reach])
         ssel = np.arange(slo, shi)[strong[slo:shi]]
         if ssel.size > MAX_STRONG:
             raise SynthesisError(f"{ssel.size} strong lines in {start}-{stop} Å (max {MAX_STRONG})")
