@@ -41,3 +41,19 @@ def test_demo_physical_library_path(tmp_path, capsys, monkeypatch):
     assert all(f"{n}_CRB" in cat.colnames for n in LABEL_NAMES)
     v = Table.read(tmp_path / "validation.ecsv")
     assert set(LABEL_NAMES) <= set(v["QUANTITY"])
+
+
+def test_demo_training_budget_is_fixed_in_steps():
+    """The full demo trains for DEMO_STEPS optimizer steps whatever the library size (its run time stays
+    within the README's minutes as the library grows); --quick keeps the tests' 60 epochs."""
+    import numpy as np
+
+    from ddpayne.pipeline.demo import (BATCH_SIZE, DEMO_STEPS, REF_FRACTION, VALIDATION_FRACTION, _config_text,
+                                       demo_epochs)
+
+    for n in (303, 440, 2000):
+        steps = demo_epochs(n) * np.ceil(REF_FRACTION * (1 - VALIDATION_FRACTION) * n / BATCH_SIZE)
+        assert abs(steps - DEMO_STEPS) / DEMO_STEPS < 0.1, (n, steps)
+    assert demo_epochs(150, quick=True) == 60
+    text = _config_text(None, quick=False, physical=True, n_spectra=332)
+    assert f"epochs = {demo_epochs(332)}" in text and "threads = 1" in text and 'regularizer = "kurucz"' in text

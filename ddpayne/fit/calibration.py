@@ -6,9 +6,9 @@ set of stars with noisy reference labels also has a *model* error — the emulat
 is not exactly the star's — which moves every spectrum of a star the same way and so does not average out.
 
 The stars held out of training (the trainer's validation split, by star) measure it. For each label, their
-fitted values ``x_fit`` are compared with the reference labels ``x_ref``; with the 3σ-clipped standard
-deviation ``s`` of ``x_fit − x_ref`` (clipped rather than a MAD: with tens of stars the MAD is a far noisier
-estimate of the width), median formal error ``e`` and median reference-label error ``r`` (the
+fitted values ``x_fit`` are compared with the reference labels ``x_ref``; with the robust width
+``s = 1.4826 MAD(x_fit − x_ref)`` (the statistic survey validations quote, and the one the mock validation
+uses: a few badly fitted stars must not set every star's error), median formal error ``e`` and median reference-label error ``r`` (the
 label catalogue's ``<LABEL>_ERR``), the systematic error is
 
 .. math:: \\sigma_{\\rm sys}^2 = \\max(0,\\; s^2 - e^2 - r^2),
@@ -39,11 +39,13 @@ EXCLUDE = int(Flag.FIT_FAILED | Flag.ALL_MASKED | Flag.BAD_INPUT | Flag.AT_BOUND
 MIN_STARS = 10
 
 
-def _clipped_sigma(x: np.ndarray) -> float:
-    """Standard deviation after iterative 3σ clipping about the median (outliers: failed fits)."""
-    from astropy.stats import sigma_clipped_stats
+#: Standard error of the MAD-based σ of a Gaussian sample of N, in units of σ/√N (asymptotic).
+MAD_SIGMA_SE = 1.166
 
-    return float(sigma_clipped_stats(x, sigma=3.0, maxiters=10)[2]) if x.size else float("nan")
+
+def _robust_sigma(x: np.ndarray) -> float:
+    """1.4826 × median absolute deviation from the median."""
+    return float(1.4826 * np.median(np.abs(x - np.median(x)))) if x.size else float("nan")
 
 
 def systematic_errors(fit: Table, reference: Table, label_names: Sequence[str], id_column: str = "ID",
@@ -66,9 +68,9 @@ def systematic_errors(fit: Table, reference: Table, label_names: Sequence[str], 
     -------
     Table
         One row per label: ``LABEL``, ``N``, ``BIAS`` (median fit − reference),
-        ``SCATTER`` (3σ-clipped standard deviation of fit − reference), ``MEDIAN_ERR`` (formal),
+        ``SCATTER`` (1.4826 MAD of fit − reference), ``MEDIAN_ERR`` (formal),
         ``REF_ERR`` (median reference error), ``SYS`` and ``SYS_UNCERTAINTY``
-        (1σ, from the scatter's own sampling error ``s / sqrt(2 N)``), in the label's unit.
+        (1σ, from the sampling error of the MAD-based width, ``1.166 s / sqrt(N)``), in the label's unit.
     """
     ref_ids = np.asarray(reference[id_column]).astype(str)
     pos = {r: i for i, r in enumerate(ref_ids)}
@@ -92,12 +94,12 @@ def systematic_errors(fit: Table, reference: Table, label_names: Sequence[str], 
         if n < MIN_STARS:
             out.append((name, n, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan))
             continue
-        s = _clipped_sigma(d)
+        s = _robust_sigma(d)
         med_e, med_r = float(np.median(e[ok])), float(np.median(er[ok]))
         sys2 = s ** 2 - med_e ** 2 - med_r ** 2
         sys = float(np.sqrt(max(sys2, 0.0)))
         # d(sys)/d(s) = s / sys; at sys = 0 the bound is the scatter's own uncertainty
-        ds = s / np.sqrt(2.0 * n)
+        ds = MAD_SIGMA_SE * s / np.sqrt(n)
         unc = float(s * ds / sys) if sys > ds else float(np.sqrt(2.0 * s * ds))
         out.append((name, n, float(np.median(d)), s, med_e, med_r, sys, unc))
     t = Table(rows=out, names=("LABEL", "N", "BIAS", "SCATTER", "MEDIAN_ERR", "REF_ERR", "SYS",
@@ -105,7 +107,7 @@ def systematic_errors(fit: Table, reference: Table, label_names: Sequence[str], 
               dtype=(str, int, float, float, float, float, float, float)) if out else Table()
     if len(t):
         t["SYS"].description = "systematic (model) error: sqrt(max(0, SCATTER^2 - MEDIAN_ERR^2 - REF_ERR^2))"
-        t["SCATTER"].description = "3-sigma clipped std of fitted - reference label, validation stars"
+        t["SCATTER"].description = "1.4826 MAD of fitted - reference label, validation stars"
         t.meta["EXCLUDED_FLAGS"] = EXCLUDE
     return t
 

@@ -1,0 +1,79 @@
+"""How the demo's accuracy depends on its training budget (optimizer steps), measured in one process.
+
+Writes the demo's mock survey (the same library, seed, S/N and reference fraction as ``ddpayne demo``),
+then runs the whole pipeline once per training budget (``--steps``, e.g. ``1000,10000``; the first is
+the baseline) with the demo's other settings, and prints for each: the training time, and the scatter
+about the truth and the ratio of that scatter to the catalogue's total errors on the survey stars the
+model never saw, with ratios of scatter against the baseline.
+
+Usage::
+
+    python benchmarks/demo_training.py --steps 1000,10000 --out work-demo-training
+
+The figures and command are recorded in docs/performance_training.rst ("The demo's training budget").
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+
+SHOWN = ("TEFF", "LOGG", "FE_H", "MG_FE", "CA_FE")
+
+
+def main(argv=None) -> int:
+    from ddpayne.mock.survey import make_mock_survey
+    from ddpayne.mock.validation import validate
+    from ddpayne.pipeline import demo
+    from ddpayne.pipeline.catalogue import read_catalogue
+    from ddpayne.pipeline.run import Pipeline
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", default="1000,10000", help="comma-separated optimizer-step budgets")
+    ap.add_argument("--out", default="work-demo-training")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    lib, labels, why = demo._library()
+    if labels is not None:
+        raise SystemExit(f"this benchmark needs the physical library; found {why}")
+    n_stars = min(400, len(lib))
+    paths = make_mock_survey(out / "mock", n_stars, snr=60.0, snr_spread=0.15, seed=7,
+                             n_per_file=n_stars // 2 + 1, library=lib, repeat_fraction=0.1,
+                             ref_fraction=demo.REF_FRACTION)
+    n_spectra = sum(len(Table.read(p, hdu="FIBERMAP")) for p in sorted((out / "mock").glob("coadd-*.fits")))
+    truth = Table.read(paths["truth"])
+    ref_ids = np.asarray(Table.read(paths["reference"])["TARGETID"])
+    results = []
+    for steps in [int(s) for s in args.steps.split(",")]:
+        demo.DEMO_STEPS = steps
+        run = out / f"steps-{steps}"
+        run.mkdir(exist_ok=True)
+        cfg = run / "demo.toml"
+        text = demo._config_text(None, False, physical=True, n_spectra=n_spectra)
+        cfg.write_text(text.replace('"mock/', f'"{(out / "mock").resolve()}/'))
+        t0 = time.perf_counter()
+        cat = read_catalogue(Pipeline(cfg).run())
+        seconds = time.perf_counter() - t0
+        held = ~np.isin(np.asarray(cat["TARGETID"]), ref_ids)
+        v = {str(r["QUANTITY"]): r for r in validate(cat[held], truth)}
+        results.append((steps, seconds, int(held.sum()), v))
+    base = results[0][3]
+    print(f"library: {why}; {n_spectra} spectra, reference fraction {demo.REF_FRACTION}")
+    for steps, seconds, n_held, v in results:
+        print(f"\n{steps} optimizer steps: pipeline {seconds:.0f} s; {n_held} held-out survey spectra")
+        print(f"  {'label':<7} {'scatter':>9} {'vs base':>8} {'scatter/tot':>12}")
+        for n in SHOWN:
+            r = v[n]
+            print(f"  {n:<7} {r['SCATTER']:>9.4g} {r['SCATTER'] / base[n]['SCATTER']:>8.2f} "
+                  f"{r['SCATTER'] / r['MEDIAN_ERR_TOT']:>12.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
