@@ -89,8 +89,39 @@ def test_resample_linear_and_bad_neighbours():
     f_out, i_out = resample(w_in, f[None], iv[None], np.array([0.5, 2.25, 4.5, 5.5, 8.9, 9.5]))
     assert np.allclose(f_out[0, [0, 1, 4]], [2.0, 5.5, 18.8])
     assert np.all(i_out[0, [2, 3, 5]] == 0)  # touches the bad pixel / outside coverage
-    # variance of a midpoint average of two unit-variance pixels is 1/2
-    assert i_out[0, 0] == pytest.approx(2.0)
+    # information-conserving variance: the midpoint of two unit-variance pixels keeps variance 1 (the
+    # exact 1/2 would ignore its covariance with the next output pixel)
+    assert i_out[0, 0] == pytest.approx(1.0)
+
+
+def test_resampled_ivar_gives_honest_formal_errors():
+    """A weighted least-squares fit on resampled noise has formal errors equal to its real scatter.
+
+    White noise on a 0.8 Å grid, shifted by a sub-pixel radial velocity and resampled back onto the grid
+    (as the rest-frame step does); the amplitude of a Gaussian absorption line (FWHM 2.5 Å, like DESI's
+    line-spread function) is fitted with the resampled ivar. Over 4000 realisations the scatter of the
+    amplitude over its formal error is 1 within 7 % at every shift (measured 0.97-0.98; slightly below 1
+    because interpolation also smooths the noise); with the exact per-pixel variance the formal errors
+    would be too small: the ratio is 1.36 at half a pixel.
+    """
+    rng = np.random.default_rng(11)
+    grid = np.arange(5000.0, 5100.0, 0.8)
+    sigma = 0.02
+    for frac in (0.0, 0.25, 0.5):
+        shifted = grid + frac * 0.8
+        template = np.exp(-0.5 * ((grid - 5050.0) / (2.5 / 2.355)) ** 2)
+        noise = rng.normal(0, sigma, (4000, grid.size))
+        f_out, i_out = resample(shifted, 1.0 - 0.3 * np.exp(-0.5 * ((shifted - 5050.0) / (2.5 / 2.355)) ** 2)
+                                + noise, np.full((4000, grid.size), sigma ** -2), grid)
+        ok = (i_out > 0).all(axis=0)
+        w, g = i_out[:, ok], template[ok]
+        amp = ((1.0 - f_out[:, ok]) * g * w).sum(axis=1) / (g * g * w).sum(axis=1)
+        formal = 1.0 / np.sqrt((g * g * w).sum(axis=1))
+        ratio = np.std(amp) / np.median(formal)
+        assert abs(ratio - 1.0) < 0.07, (frac, ratio)
+        exact_ratio = ratio / np.sqrt((1 - frac) ** 2 + frac ** 2)   # formal errors from the exact variance
+        if frac == 0.5:
+            assert exact_ratio > 1.25
 
 
 def test_bad_pixels_clips_cosmics_not_absorption_lines():

@@ -1,9 +1,19 @@
 """Resampling spectra onto another wavelength grid, keeping track of bad pixels.
 
-Linear interpolation of flux, f = (1 − t) f_j + t f_{j+1}, with the variance propagated exactly,
-σ² = (1 − t)² σ_j² + t² σ_{j+1}² (neighbouring output pixels become slightly correlated; this is
-ignored, as in The Payne). A new pixel is bad (ivar 0) when either neighbouring input pixel is bad or
-it lies outside the input coverage.
+Linear interpolation of flux, f = (1 − t) f_j + t f_{j+1}. Its exact per-pixel variance,
+(1 − t)² σ_j² + t² σ_{j+1}², is smaller than the input's (half of it at t = ½) because neighbouring output
+pixels now share noise (covariance t (1 − t) σ²). Every χ² in ddpayne treats pixels as independent, so that
+variance would overstate the information: on a grid of the input's spacing a fit of a spectrum feature
+wider than a pixel would get formal errors too small by up to √2 (by √(π/2)^½ ≈ 1.25 on average over
+sub-pixel shifts), and repeat spectra of a star at different radial velocities would scatter by more than
+their errors. The output variance is therefore the *linearly interpolated* input variance,
+
+    σ² = (1 − t) σ_j² + t σ_{j+1}²,
+
+which is what the sum of the per-pixel variance and the neighbour covariances comes to for features broader
+than a pixel (the regime of survey spectra, whose line-spread function spans ≥ 2 pixels), so that formal
+errors of fitted labels match the scatter over noise realisations (``tests/test_prepare.py``). A new pixel
+is bad (ivar 0) when either neighbouring input pixel is bad or it lies outside the input coverage.
 """
 from __future__ import annotations
 
@@ -46,7 +56,7 @@ def resample(wave_in: np.ndarray, flux: np.ndarray, ivar: np.ndarray, wave_out: 
         t = (wave_out - w[j]) / (w[j + 1] - w[j])
         ok = inside & good[s, j] & good[s, j + 1]
         f = (1 - t) * fl[s, j] + t * fl[s, j + 1]
-        v = (1 - t) ** 2 * var[s, j] + t**2 * var[s, j + 1]
+        v = (1 - t) * var[s, j] + t * var[s, j + 1]   # information-conserving (module docstring)
         out_f[s] = np.where(ok, f, 0.0)
         out_i[s] = np.where(ok & (v > 0), 1.0 / np.where(v > 0, v, 1.0), 0.0)
     return out_f, out_i
