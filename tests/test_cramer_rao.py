@@ -229,6 +229,8 @@ def test_catalogue_precision_report_from_repeats():
     assert rep.meta["N_PAIRS"] == n_star and list(rep["LABEL"]) == ["MG_FE"]
     assert rep["REPEAT_OVER_CRB"][0] == pytest.approx(1.5, rel=0.1)
     assert rep["FORMAL_ERR"][0] / rep["CRB"][0] == pytest.approx(1.2, rel=0.05)
+    # formal errors of 1.2x the bound, scatter of 1.5x the bound: repeats scatter by 1.25 formal errors
+    assert rep["REPEAT_OVER_ERR"][0] == pytest.approx(1.5 / 1.2, rel=0.1)
     # no repeats: bounds and errors only
     rep1 = crb.catalogue_precision_report(rows[0])
     assert rep1.meta["N_PAIRS"] == 0 and np.isnan(rep1["REPEAT_OVER_CRB"][0]) and np.isfinite(rep1["CRB"][0])

@@ -356,8 +356,9 @@ def catalogue_precision_report(cat: Table, label_names: Sequence[str] | None = N
     ``z`` is the measured precision in units of the bound (``REPEAT_OVER_CRB``: 1 = at the bound), which is
     independent of the pairs' different S/N. ``CRB`` is the median bound of the paired spectra,
     ``REPEAT_PREC = REPEAT_OVER_CRB × CRB`` the precision of a typical paired spectrum, and ``FORMAL_ERR``
-    the median formal error of the same spectra. Without repeats, every spectrum is used for ``CRB`` and
-    ``FORMAL_ERR`` and the repeat columns are NaN.
+    the median formal error of the same spectra. ``REPEAT_OVER_ERR`` is the robust scatter of
+    ``(ℓ_a − ℓ_b) / sqrt(ERR_a² + ERR_b²)``: 1 when the formal errors describe the repeat scatter. Without
+    repeats, every spectrum is used for ``CRB`` and ``FORMAL_ERR`` and the repeat columns are NaN.
 
     Returns
     -------
@@ -378,7 +379,7 @@ def catalogue_precision_report(cat: Table, label_names: Sequence[str] | None = N
     order_labels = list(cat.meta.get("LABELS", []))
     bmask = np.asarray(cat["BOUND_MASK"], np.int64) if "BOUND_MASK" in cat.colnames else None
     use = np.concatenate([a, b]) if a.size else np.arange(len(cat))   # spectra the medians are taken over
-    crb_all, formal, ratio = [], [], []
+    crb_all, formal, ratio, ratio_err = [], [], [], []
     for n in names:
         excl = bad.copy()
         if bmask is not None and n in order_labels:
@@ -388,16 +389,19 @@ def catalogue_precision_report(cat: Table, label_names: Sequence[str] | None = N
         err = np.asarray(cat[f"{n}_ERR"], float) if f"{n}_ERR" in cat.colnames else np.full(len(cat), np.nan)
         crb_all.append(np.nanmedian(bound[use]) if np.isfinite(bound[use]).any() else np.nan)
         formal.append(np.nanmedian(err[use]) if np.isfinite(err[use]).any() else np.nan)
-        if a.size:
-            z = (val[a] - val[b]) / np.hypot(bound[a], bound[b])
-            z = z[np.isfinite(z) & ~excl[a] & ~excl[b]]
-            ratio.append(1.4826 * np.median(np.abs(z - np.median(z))) if z.size >= 3 else np.nan)
-        else:
-            ratio.append(np.nan)
+        for scale, out in ((bound, ratio), (err, ratio_err)):
+            if a.size:
+                z = (val[a] - val[b]) / np.hypot(scale[a], scale[b])
+                z = z[np.isfinite(z) & ~excl[a] & ~excl[b]]
+                out.append(1.4826 * np.median(np.abs(z - np.median(z))) if z.size >= 3 else np.nan)
+            else:
+                out.append(np.nan)
     crb_all, ratio = np.array(crb_all), np.array(ratio)
     rep = precision_report(names, crb_all, formal=np.array(formal), repeats=ratio * crb_all,
                            meta={"N_PAIRS": int(a.size), "SOURCE": "catalogue repeats"})
     rep["REPEAT_OVER_CRB"] = ratio  # per-pair normalised (exact), not the ratio of medians
+    # the same with each pair's formal errors: 1 when the formal errors describe the repeat scatter
+    rep["REPEAT_OVER_ERR"] = np.array(ratio_err)
     return rep
 
 
