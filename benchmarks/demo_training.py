@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     lib, labels, why = demo._library()
     if labels is not None:
         raise SystemExit(f"this benchmark needs the physical library; found {why}")
-    n_stars = min(400, len(lib))
+    n_stars = min(demo.MAX_STARS, len(lib))
     paths = make_mock_survey(out / "mock", n_stars, snr=60.0, snr_spread=0.15, seed=7,
                              n_per_file=n_stars // 2 + 1, library=lib, repeat_fraction=0.1,
                              ref_fraction=demo.REF_FRACTION)

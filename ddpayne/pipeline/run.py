@@ -224,7 +224,11 @@ class Pipeline:
         history.write(self.out / "model" / "history.ecsv", format="ascii.ecsv", overwrite=True)
         # the fit stage flags solutions outside the training set's label coverage with these
         ts.label_table().write(self.out / "model" / "training-labels.ecsv", format="ascii.ecsv", overwrite=True)
-        self._calibrate(ts, labels, emulator, model_path)
+        try:
+            self._calibrate(ts, labels, emulator, model_path)
+        except (DDPayneError, ValueError, RuntimeError) as err:   # the trained model is kept either way
+            log.warning("systematic errors could not be measured on the validation stars (%s): the catalogue "
+                        "will have formal errors only", err)
         self._mark_done(model_path, digest, n_train=len(ts))
         self._emulator = emulator
         return emulator
