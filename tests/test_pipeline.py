@@ -169,3 +169,27 @@ def test_missing_labels_is_a_clear_error(tmp_path, sun_dir, capsys, caplog):
                    f'catalogue = "{sun_dir / "mwsall-sun-snr100.fits"}"\n[output]\ndir = "o"\n')
     assert main(["run", str(cfg)]) == 2
     assert "labels is empty" in caplog.text
+
+
+def test_failed_calibration_keeps_the_model(mock, monkeypatch, caplog):
+    """If the systematic errors cannot be measured, the trained model is kept and the catalogue has formal
+    errors only (no <LABEL>_ERR_TOT), with a warning that says so."""
+    import logging
+
+    from ddpayne.pipeline.run import Pipeline
+
+    root, _ = mock
+    cfg = (root / "run.toml").read_text().replace('dir = "out"', 'dir = "out-nocal"').replace(
+        "epochs = 200", "epochs = 20").replace('formats = ["ecsv"]', "figures = false")
+    (root / "nocal.toml").write_text(cfg)
+
+    def fail(*a, **k):
+        raise ValueError("no usable validation fits")
+
+    monkeypatch.setattr(Pipeline, "_calibrate", fail)
+    with caplog.at_level(logging.WARNING, logger="ddpayne.pipeline.run"):
+        assert main(["run", str(root / "nocal.toml")]) == 0
+    assert "systematic errors could not be measured" in caplog.text
+    assert (root / "out-nocal" / "model" / "emulator.pt").exists()
+    cat = read_catalogue(root / "out-nocal" / "catalogue.fits")
+    assert "TEFF_ERR" in cat.colnames and "TEFF_ERR_TOT" not in cat.colnames
