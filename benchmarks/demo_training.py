@@ -44,7 +44,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"this benchmark needs the physical library; found {why}")
     n_stars = min(demo.MAX_STARS, len(lib))
     paths = make_mock_survey(out / "mock", n_stars, snr=60.0, snr_spread=0.15, seed=7,
-                             n_per_file=n_stars // 2 + 1, library=lib, repeat_fraction=0.1,
+                             n_per_file=n_stars // 2 + 1, library=lib, repeat_fraction=demo.REPEAT_FRACTION,
                              ref_fraction=demo.REF_FRACTION)
     n_spectra = sum(len(Table.read(p, hdu="FIBERMAP")) for p in sorted((out / "mock").glob("coadd-*.fits")))
     truth = Table.read(paths["truth"])
