@@ -52,6 +52,8 @@ def test_too_few_stars_and_missing_errors():
     ref.remove_column("TEFF_ERR")
     row = systematic_errors(fit, ref, ["TEFF"])[0]
     assert row["REF_ERR"] == 0.0 and row["SYS"] > 60.0
+    ref["TEFF_ERR"] = np.nan                                      # an all-NaN error column: the same
+    assert systematic_errors(fit, ref, ["TEFF"])[0]["SYS"] == row["SYS"]
 
 
 def test_repeat_spectra_share_one_reference_row():

@@ -88,6 +88,8 @@ def systematic_errors(fit: Table, reference: Table, label_names: Sequence[str], 
         xr[rows >= 0] = np.asarray(reference[name], float)[rows[rows >= 0]]
         if name + error_suffix in reference.colnames:
             er[rows >= 0] = np.asarray(reference[name + error_suffix], float)[rows[rows >= 0]]
+            if not np.isfinite(er[rows >= 0]).any():   # an empty error column: as if absent
+                er[:] = 0.0
         ok = usable & np.isfinite(x) & np.isfinite(xr) & np.isfinite(e) & np.isfinite(er)
         d = x[ok] - xr[ok]
         n = int(ok.sum())
