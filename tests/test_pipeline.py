@@ -72,6 +72,17 @@ def test_catalogue_rows_columns_units(mock):
         assert name in cat.colnames, name
     assert cat["TEFF"].unit == "K" and str(cat["FE_H"].unit) == "dex" and cat["DIST"].unit == "kpc"
     assert cat["JPHI"].unit == "kpc km / s"
+    # columns carried over from the survey's inputs get their units too
+    assert cat["PARALLAX"].unit == "mas" and cat["PMRA"].unit == "mas / yr"
+    assert cat["PHOT_G_MEAN_MAG"].unit == "mag" and str(cat["FEH"].unit) == "dex"
+    dimensionless = {"ID", "TARGETID", "SOURCE_ID", "OBJTYPE", "REF_ID", "REF_CAT", "MWS_TARGET", "COADD_NUMEXP",
+                     "SOURCE_FILE", "SN_B", "SN_R", "SN_Z", "SURVEY", "PROGRAM", "PRIMARY", "RVS_WARN", "SUCCESS",
+                     "ASTROMETRIC_PARAMS_SOLVED", "SPECTYPE", "FLAG", "FLAG_REASON", "SNR_B", "SNR_R", "SNR_Z",
+                     "SNR", "N_GOOD_PIX", "COVAR", "CHI2", "RCHI2", "N_PIX", "QFLAG_CHI2", "STATUS", "CONVERGED",
+                     "N_ITER", "BEST_START", "COVERAGE_DIST", "ABUND_FLAG", "BOUND_MASK", "CRB_REF", "N_COLOURS",
+                     "ZP_FALLBACK", "ECC", "GES", "RUWE", "HEALPIX"}
+    missing = [c for c in cat.colnames if cat[c].unit is None and c not in dimensionless]
+    assert not missing, f"columns without a unit: {missing}"
     # physical Cramér–Rao bounds: finite, positive, in the label's unit, from a reference point of the
     # committed product (their values are checked in tests/test_cramer_rao.py)
     from ddpayne.physics.gradients import GradientSpectra
