@@ -72,3 +72,24 @@ def test_total_error_columns():
     assert np.allclose(tot["TEFF_ERR_TOT"], [50.0, np.hypot(40, 40)])
     assert np.all(np.isnan(tot["LOGG_ERR_TOT"]))                  # unknown, not zero
     assert str(tot["TEFF_ERR_TOT"].unit) == "K"
+
+
+def test_star_by_star_with_unequal_errors():
+    """Half the stars bright (formal 10 K), half faint (formal 90 K): the star-by-star solution recovers the
+    40 K model error, which the median errors alone would not (the median sits between the two groups)."""
+    rng = np.random.default_rng(21)
+    n = 600
+    formal = np.where(np.arange(n) % 2 == 0, 10.0, 90.0)
+    truth = rng.uniform(4500, 6500, n)
+    fit = Table({"ID": [f"s{i}" for i in range(n)],
+                 "TEFF": truth + rng.normal(0, 40.0, n) + rng.normal(0, 1, n) * formal,
+                 "TEFF_ERR": formal, "FLAG": np.zeros(n, np.int64)})
+    ref = Table({"ID": fit["ID"], "TEFF": truth + rng.normal(0, 30.0, n), "TEFF_ERR": np.full(n, 30.0)})
+    row = systematic_errors(fit, ref, ["TEFF"])[0]
+    assert abs(row["SYS"] - 40.0) < 8.0, row["SYS"]
+    # and the total errors then describe both groups: robust width of (fit - truth)/ERR_TOT near 1
+    tot = total_error_columns(fit, Table({"LABEL": ["TEFF"], "SYS": [row["SYS"]]}))["TEFF_ERR_TOT"]
+    z = (np.asarray(fit["TEFF"]) - truth) / np.asarray(tot)
+    for group in (0, 1):
+        zz = z[group::2]
+        assert abs(1.4826 * np.median(np.abs(zz - np.median(zz))) - 1.0) < 0.15

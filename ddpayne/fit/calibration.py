@@ -13,7 +13,9 @@ label catalogue's ``<LABEL>_ERR``), the systematic error is
 
 .. math:: \\sigma_{\\rm sys}^2 = \\max(0,\\; s^2 - e^2 - r^2),
 
-and the total error of every catalogue row is ``<LABEL>_ERR_TOT = sqrt(<LABEL>_ERR² + σ_sys²)``. This is the
+solved star by star — ``σ_sys`` is the value for which the robust width of
+``(x_fit − x_ref) / sqrt(e_i² + r_i² + σ_sys²)`` is 1, so that stars with large errors weigh as they
+should (with equal errors this is the formula above) — and the total error of every catalogue row is ``<LABEL>_ERR_TOT = sqrt(<LABEL>_ERR² + σ_sys²)``. This is the
 usual cross-validation estimate of a data-driven model's error floor. It is one number per label: with the
 tens to hundreds of validation stars of a training set it cannot resolve how the model error varies across
 label space (it is larger where the training set is sparse: metal-poor stars, giants), and where the
@@ -46,6 +48,22 @@ MAD_SIGMA_SE = 1.166
 def _robust_sigma(x: np.ndarray) -> float:
     """1.4826 × median absolute deviation from the median."""
     return float(1.4826 * np.median(np.abs(x - np.median(x)))) if x.size else float("nan")
+
+
+def _solve_sys(d: np.ndarray, known_var: np.ndarray, scale: float) -> float:
+    """σ_sys ≥ 0 with robust σ of ``d / sqrt(known_var + σ_sys²)`` equal to 1 (0 if already ≤ 1).
+
+    Star by star, so that stars with large formal or reference errors (faint, metal-poor) weigh as they
+    should; with equal errors it is ``sqrt(s² − e² − r²)``.
+    """
+    from scipy.optimize import brentq
+
+    def excess(sys: float) -> float:
+        return _robust_sigma(d / np.sqrt(known_var + sys ** 2)) - 1.0
+
+    if not np.isfinite(scale) or scale <= 0 or excess(0.0) <= 0.0:
+        return 0.0
+    return float(brentq(excess, 0.0, 10.0 * scale, xtol=1e-6 * scale))
 
 
 def systematic_errors(fit: Table, reference: Table, label_names: Sequence[str], id_column: str = "ID",
@@ -98,8 +116,7 @@ def systematic_errors(fit: Table, reference: Table, label_names: Sequence[str], 
             continue
         s = _robust_sigma(d)
         med_e, med_r = float(np.median(e[ok])), float(np.median(er[ok]))
-        sys2 = s ** 2 - med_e ** 2 - med_r ** 2
-        sys = float(np.sqrt(max(sys2, 0.0)))
+        sys = _solve_sys(d, e[ok] ** 2 + er[ok] ** 2, s)
         # d(sys)/d(s) = s / sys; at sys = 0 the bound is the scatter's own uncertainty
         ds = MAD_SIGMA_SE * s / np.sqrt(n)
         unc = float(s * ds / sys) if sys > ds else float(np.sqrt(2.0 * s * ds))
@@ -108,7 +125,7 @@ def systematic_errors(fit: Table, reference: Table, label_names: Sequence[str], 
                                "SYS_UNCERTAINTY"),
               dtype=(str, int, float, float, float, float, float, float)) if out else Table()
     if len(t):
-        t["SYS"].description = "systematic (model) error: sqrt(max(0, SCATTER^2 - MEDIAN_ERR^2 - REF_ERR^2))"
+        t["SYS"].description = "systematic (model) error: robust std of (fit - ref)/sqrt(err^2 + ref_err^2 + SYS^2) = 1"
         t["SCATTER"].description = "1.4826 MAD of fitted - reference label, validation stars"
         t.meta["EXCLUDED_FLAGS"] = EXCLUDE
     return t

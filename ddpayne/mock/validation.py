@@ -37,7 +37,9 @@ def validate(cat: Table, truth: Table, labels=None, id_column: str = "TARGETID")
     -------
     Table
         ``QUANTITY``, ``N``, ``BIAS``, ``SCATTER``, ``MEDIAN_ERR`` (formal), ``MEDIAN_ERR_TOT`` (formal ⊕
-        the model's systematic error, ``<LABEL>_ERR_TOT``; NaN when the catalogue has none), ``UNIT``.
+        the model's systematic error, ``<LABEL>_ERR_TOT``; NaN when the catalogue has none), ``Z_ERR`` and
+        ``Z_TOT`` (robust σ of the star-by-star ``(catalogue − truth) / error`` with the formal and the total
+        error: 1 when the errors describe the scatter), ``UNIT``.
     """
     c, t = _matched(cat, truth, id_column)
     good = (np.asarray(c["FLAG"], dtype=np.int64) & EXCLUDE) == 0 if "FLAG" in c.colnames else \
@@ -51,19 +53,25 @@ def validate(cat: Table, truth: Table, labels=None, id_column: str = "TARGETID")
         d = d[good & np.isfinite(d)]
         err = np.asarray(c[f"{name}_ERR"], float)[good] if f"{name}_ERR" in c.colnames else np.array([np.nan])
         tot = np.asarray(c[f"{name}_ERR_TOT"], float)[good] if f"{name}_ERR_TOT" in c.colnames else \
-            np.array([np.nan])
+            np.full(int(good.sum()), np.nan)
+        dd = (np.asarray(c[name], float) - np.asarray(t[true_name], float))[good]
+        z_err = robust_sigma(dd / err) if err.size == dd.size else np.nan   # robust_sigma drops NaNs
+        z_tot = robust_sigma(dd / tot) if np.isfinite(tot).any() else np.nan
         unit = str(c[name].unit) if c[name].unit is not None else ""
         rows.append((name, d.size, float(np.median(d)) if d.size else np.nan, robust_sigma(d),
                      float(np.nanmedian(err)) if np.isfinite(err).any() else np.nan,
-                     float(np.nanmedian(tot)) if np.isfinite(tot).any() else np.nan, unit))
+                     float(np.nanmedian(tot)) if np.isfinite(tot).any() else np.nan, z_err, z_tot, unit))
     if "DIST" in c.colnames and "DIST_TRUE" in t.colnames:
-        r = np.asarray(c["DIST"], float) / np.asarray(t["DIST_TRUE"], float) - 1
-        r = r[good & np.isfinite(r)]
+        r_all = np.asarray(c["DIST"], float) / np.asarray(t["DIST_TRUE"], float) - 1
+        r = r_all[good & np.isfinite(r_all)]
         rel_err = (np.asarray(c["DIST_ERR"], float) / np.asarray(c["DIST"], float))[good] \
             if "DIST_ERR" in c.colnames else np.array([np.nan])
+        z_dist = robust_sigma(r_all[good] / rel_err) if rel_err.size == int(good.sum()) else np.nan
         rows.append(("DIST (relative)", r.size, float(np.median(r)) if r.size else np.nan, robust_sigma(r),
-                     float(np.nanmedian(rel_err)) if np.isfinite(rel_err).any() else np.nan, np.nan, ""))
-    return Table(rows=rows, names=("QUANTITY", "N", "BIAS", "SCATTER", "MEDIAN_ERR", "MEDIAN_ERR_TOT", "UNIT"))
+                     float(np.nanmedian(rel_err)) if np.isfinite(rel_err).any() else np.nan, np.nan,
+                     z_dist, np.nan, ""))
+    return Table(rows=rows, names=("QUANTITY", "N", "BIAS", "SCATTER", "MEDIAN_ERR", "MEDIAN_ERR_TOT", "Z_ERR",
+                                   "Z_TOT", "UNIT"))
 
 
 def ges_recovery(cat: Table, truth: Table, id_column: str = "TARGETID", column: str = "GES",
@@ -86,19 +94,23 @@ def ges_recovery(cat: Table, truth: Table, id_column: str = "TARGETID", column: 
 
 
 def format_validation(table: Table) -> str:
-    """The validation table as aligned text (total-error columns when the catalogue has them)."""
+    """The validation table as aligned text (total-error columns when the catalogue has them).
+
+    ``scatter/err`` and ``scatter/tot`` are the star-by-star ratios ``Z_ERR`` and ``Z_TOT``.
+    """
     has_tot = "MEDIAN_ERR_TOT" in table.colnames and np.isfinite(np.asarray(table["MEDIAN_ERR_TOT"], float)).any()
     head = f"{'quantity':<16} {'N':>6} {'bias':>10} {'scatter':>10} {'median err':>11} {'scatter/err':>11}"
     if has_tot:
         head += f" {'total err':>10} {'scatter/tot':>11}"
     lines = [head + "  unit"]
     for r in table:
-        ratio = r["SCATTER"] / r["MEDIAN_ERR"] if r["MEDIAN_ERR"] > 0 else float("nan")
+        ratio = r["Z_ERR"] if "Z_ERR" in table.colnames else (
+            r["SCATTER"] / r["MEDIAN_ERR"] if r["MEDIAN_ERR"] > 0 else float("nan"))
         line = (f"{r['QUANTITY']:<16} {r['N']:>6d} {r['BIAS']:>10.4g} {r['SCATTER']:>10.4g} "
                 f"{r['MEDIAN_ERR']:>11.4g} {ratio:>11.2f}")
         if has_tot:
             tot = r["MEDIAN_ERR_TOT"]
-            line += (f" {tot:>10.4g} {r['SCATTER'] / tot:>11.2f}" if np.isfinite(tot) and tot > 0
+            line += (f" {tot:>10.4g} {r['Z_TOT']:>11.2f}" if np.isfinite(tot) and tot > 0
                      else f" {'':>10} {'':>11}")
         lines.append(line + f"  {r['UNIT']}")
     return "\n".join(lines)
