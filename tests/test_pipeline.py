@@ -74,7 +74,9 @@ def test_catalogue_rows_columns_units(mock):
     assert cat["JPHI"].unit == "kpc km / s"
     # columns carried over from the survey's inputs get their units too
     assert cat["PARALLAX"].unit == "mas" and cat["PMRA"].unit == "mas / yr"
-    assert cat["PHOT_G_MEAN_MAG"].unit == "mag" and str(cat["FEH"].unit) == "dex"
+    assert cat["PHOT_G_MEAN_MAG"].unit == "mag" and str(cat["RVS_FEH"].unit) == "dex"
+    # the MWS RVS pipeline's parameters survive beside ddpayne's own (paper Fig. 6 compares them)
+    assert cat["RVS_TEFF"].unit == "K" and not np.allclose(cat["RVS_TEFF"], cat["TEFF"])
     dimensionless = {"ID", "TARGETID", "SOURCE_ID", "OBJTYPE", "REF_ID", "REF_CAT", "MWS_TARGET", "COADD_NUMEXP",
                      "SOURCE_FILE", "SN_B", "SN_R", "SN_Z", "SURVEY", "PROGRAM", "PRIMARY", "RVS_WARN", "SUCCESS",
                      "ASTROMETRIC_PARAMS_SOLVED", "SPECTYPE", "FLAG", "FLAG_REASON", "SNR_B", "SNR_R", "SNR_Z",
@@ -101,7 +103,7 @@ def test_catalogue_rows_columns_units(mock):
                                                                         rejected["FLAG"]))
     assert (root / "out" / "catalogue.ecsv").exists()
     figures = sorted(p.name for p in (root / "out" / "figures").glob("*.png"))
-    assert {"fig03_loss.png", "fig05_kiel.png", "fig07_mgfe_feh.png", "fig09_precision_crb.png",
+    assert {"fig03_loss.png", "fig05_kiel.png", "fig06_reference.png", "fig07_mgfe_feh.png", "fig09_precision_crb.png",
             "fig10_distance_xz.png", "fig11_ges.png"} <= set(figures)
 
 

@@ -82,10 +82,14 @@ COLUMN_INFO: dict[str, tuple[str | None, str]] = {
     "J": ("mag", "2MASS J"), "H": ("mag", "2MASS H"), "KS": ("mag", "2MASS Ks"),
     "J_ERR": ("mag", "uncertainty of J"), "H_ERR": ("mag", "uncertainty of H"),
     "KS_ERR": ("mag", "uncertainty of KS"),
-    "FEH": ("dex", "[Fe/H] of the DESI MWS RVS pipeline"),
-    "FEH_ERR": ("dex", "uncertainty of FEH"),
-    "ALPHAFE": ("dex", "[alpha/Fe] of the DESI MWS RVS pipeline"),
-    "ALPHAFE_ERR": ("dex", "uncertainty of ALPHAFE"),
+    "RVS_TEFF": ("K", "Teff of the DESI MWS RVS pipeline (RVTAB TEFF)"),
+    "RVS_TEFF_ERR": ("K", "uncertainty of RVS_TEFF"),
+    "RVS_LOGG": ("dex", "log g of the DESI MWS RVS pipeline (RVTAB LOGG)"),
+    "RVS_LOGG_ERR": ("dex", "uncertainty of RVS_LOGG"),
+    "RVS_FEH": ("dex", "[Fe/H] of the DESI MWS RVS pipeline (RVTAB FEH)"),
+    "RVS_FEH_ERR": ("dex", "uncertainty of RVS_FEH"),
+    "RVS_ALPHAFE": ("dex", "[alpha/Fe] of the DESI MWS RVS pipeline (RVTAB ALPHAFE)"),
+    "RVS_ALPHAFE_ERR": ("dex", "uncertainty of RVS_ALPHAFE"),
     "RUWE": (None, "Gaia DR3 renormalised unit weight error"),
 }
 

@@ -21,7 +21,11 @@ log = logging.getLogger(__name__)
 REQUIRED_RVTAB = ("TARGETID", "RR_SPECTYPE", "VRAD")
 #: Further RVTAB columns kept when present.
 OPTIONAL_RVTAB = ("VRAD_ERR", "SN_B", "SN_R", "SN_Z", "SURVEY", "PROGRAM", "PRIMARY", "RVS_WARN",
-                  "SUCCESS", "TEFF", "LOGG", "FEH", "ALPHAFE", "TEFF_ERR", "LOGG_ERR", "FEH_ERR")
+                  "SUCCESS", "TEFF", "LOGG", "FEH", "ALPHAFE", "TEFF_ERR", "LOGG_ERR", "FEH_ERR",
+                  "ALPHAFE_ERR")
+#: The RVS pipeline's own stellar parameters are renamed with an ``RVS_`` prefix: ddpayne's catalogue has
+#: its own ``TEFF``, ``LOGG`` ... and keeps these beside them for the comparison of paper Fig. 6.
+RVS_LABELS = ("TEFF", "LOGG", "FEH", "ALPHAFE", "TEFF_ERR", "LOGG_ERR", "FEH_ERR", "ALPHAFE_ERR")
 #: Gaia columns kept (prefixed ``GAIA_`` when they clash with RVTAB names).
 GAIA_COLUMNS = ("SOURCE_ID", "RA", "DEC", "PARALLAX", "PARALLAX_ERROR", "PMRA", "PMRA_ERROR", "PMDEC",
                 "PMDEC_ERROR", "RUWE", "PHOT_G_MEAN_MAG", "PHOT_BP_MEAN_MAG", "PHOT_RP_MEAN_MAG",
@@ -39,8 +43,9 @@ def read_mws_catalogue(path: str | os.PathLike) -> Table:
     Returns
     -------
     Table
-        RVTAB columns (:data:`REQUIRED_RVTAB`, and :data:`OPTIONAL_RVTAB` when present), plus the
-        GAIA HDU's :data:`GAIA_COLUMNS` when present. ``RR_SPECTYPE`` is stripped of padding.
+        RVTAB columns (:data:`REQUIRED_RVTAB`, and :data:`OPTIONAL_RVTAB` when present; the RVS
+        pipeline's stellar parameters :data:`RVS_LABELS` as ``RVS_TEFF``, ``RVS_LOGG``, ``RVS_FEH`` ...),
+        plus the GAIA HDU's :data:`GAIA_COLUMNS` when present. ``RR_SPECTYPE`` is stripped of padding.
 
     Raises
     ------
@@ -60,7 +65,7 @@ def read_mws_catalogue(path: str | os.PathLike) -> Table:
             out = Table()
             for c in REQUIRED_RVTAB + OPTIONAL_RVTAB:
                 if c in have:
-                    out[c] = np.array(rv[c])
+                    out[f"RVS_{c}" if c in RVS_LABELS else c] = np.array(rv[c])
             if "GAIA" in names:
                 gaia = hdul["GAIA"].data
                 if len(gaia) == len(rv):
