@@ -129,6 +129,16 @@ def test_mws_catalogue_reading(sun_dir, tmp_path, reader):
     fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU(t, name="RVTAB")]).writeto(bad)
     with pytest.raises(SpectrumFileError, match=r"mwsall-bad.fits: RVTAB lacks .*RR_SPECTYPE"):
         reader.read_catalogue(bad)
+    # the RVS and SP pipelines' own parameters are kept under their own names (beside ddpayne's labels)
+    both = tmp_path / "mwsall-rvs-sp.fits"
+    rvt = Table({"TARGETID": [1, 2], "RR_SPECTYPE": ["STAR", "STAR"], "VRAD": [0.0, 1.0],
+                 "TEFF": [5000.0, 6000.0], "LOGG": [4.5, 4.0], "FEH": [-0.5, 0.0]})
+    spt = Table({"TEFF": [5100.0, 5900.0], "LOGG": [4.4, 4.1], "FEH": [-0.4, -0.1], "ALPHAFE": [0.2, 0.0]})
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU(rvt, name="RVTAB"),
+                  fits.BinTableHDU(spt, name="SPTAB")]).writeto(both)
+    cat = reader.read_catalogue(both)
+    assert list(cat["RVS_TEFF"]) == [5000.0, 6000.0] and list(cat["SP_FEH"]) == [-0.4, -0.1]
+    assert "TEFF" not in cat.colnames and "SP_ALPHAFE" in cat.colnames
 
 
 # --- corrupted inputs ---------------------------------------------------------------------------

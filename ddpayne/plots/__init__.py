@@ -13,8 +13,8 @@ def make_figures(cat, outdir: str | os.PathLike, history: str | os.PathLike | No
     """Write the paper's figures for catalogue ``cat`` into ``outdir``; return the files written.
 
     Figures whose columns are absent are skipped with a log message (e.g. no orbits: no Fig. 11).
-    ``reference`` maps labels to reference-pipeline columns for Fig. 6 (default: the DESI MWS RVS
-    pipeline's ``RVS_TEFF``/``RVS_LOGG``/``RVS_FEH``, else ``REF_TEFF``/``REF_LOGG``/``REF_FE_H``).
+    ``reference`` maps labels to reference-pipeline columns for Fig. 6 (default: the DESI MWS SP pipeline's
+    ``SP_TEFF``/``SP_LOGG``/``SP_FEH``, else the RVS pipeline's ``RVS_*``, else ``REF_*`` columns).
     """
     import matplotlib.pyplot as plt
     from astropy.table import Table
@@ -34,8 +34,9 @@ def make_figures(cat, outdir: str | os.PathLike, history: str | os.PathLike | No
     cols = set(cat.colnames)
     if {"TEFF", "LOGG", "FE_H"} <= cols:
         save(lab.kiel_diagram(cat), "fig05_kiel.png")
-    if not reference:   # the DESI MWS RVS pipeline's parameters (kept as RVS_*), else REF_* columns
-        for cand in ({"TEFF": "RVS_TEFF", "LOGG": "RVS_LOGG", "FE_H": "RVS_FEH"},
+    if not reference:   # the DESI MWS SP (FERRE) or RVS pipeline's parameters, else REF_* columns
+        for cand in ({"TEFF": "SP_TEFF", "LOGG": "SP_LOGG", "FE_H": "SP_FEH"},
+                     {"TEFF": "RVS_TEFF", "LOGG": "RVS_LOGG", "FE_H": "RVS_FEH"},
                      {"TEFF": "REF_TEFF", "LOGG": "REF_LOGG", "FE_H": "REF_FE_H"}):
             reference = {k: v for k, v in cand.items() if v in cols}
             if reference:

@@ -26,6 +26,8 @@ OPTIONAL_RVTAB = ("VRAD_ERR", "SN_B", "SN_R", "SN_Z", "SURVEY", "PROGRAM", "PRIM
 #: The RVS pipeline's own stellar parameters are renamed with an ``RVS_`` prefix: ddpayne's catalogue has
 #: its own ``TEFF``, ``LOGG`` ... and keeps these beside them for the comparison of paper Fig. 6.
 RVS_LABELS = ("TEFF", "LOGG", "FEH", "ALPHAFE", "TEFF_ERR", "LOGG_ERR", "FEH_ERR", "ALPHAFE_ERR")
+#: SPTAB (FERRE) parameters kept, as ``SP_TEFF``, ``SP_LOGG``, ``SP_FEH``, ``SP_ALPHAFE``.
+SP_LABELS = ("TEFF", "LOGG", "FEH", "ALPHAFE")
 #: Gaia columns kept (prefixed ``GAIA_`` when they clash with RVTAB names).
 GAIA_COLUMNS = ("SOURCE_ID", "RA", "DEC", "PARALLAX", "PARALLAX_ERROR", "PMRA", "PMRA_ERROR", "PMDEC",
                 "PMDEC_ERROR", "RUWE", "PHOT_G_MEAN_MAG", "PHOT_BP_MEAN_MAG", "PHOT_RP_MEAN_MAG",
@@ -45,7 +47,8 @@ def read_mws_catalogue(path: str | os.PathLike) -> Table:
     Table
         RVTAB columns (:data:`REQUIRED_RVTAB`, and :data:`OPTIONAL_RVTAB` when present; the RVS
         pipeline's stellar parameters :data:`RVS_LABELS` as ``RVS_TEFF``, ``RVS_LOGG``, ``RVS_FEH`` ...),
-        plus the GAIA HDU's :data:`GAIA_COLUMNS` when present. ``RR_SPECTYPE`` is stripped of padding.
+        the SP pipeline's (``SPTAB``) :data:`SP_LABELS` as ``SP_TEFF`` ..., and the GAIA HDU's
+        :data:`GAIA_COLUMNS` when present. ``RR_SPECTYPE`` is stripped of padding.
 
     Raises
     ------
@@ -66,6 +69,14 @@ def read_mws_catalogue(path: str | os.PathLike) -> Table:
             for c in REQUIRED_RVTAB + OPTIONAL_RVTAB:
                 if c in have:
                     out[f"RVS_{c}" if c in RVS_LABELS else c] = np.array(rv[c])
+            if "SPTAB" in names:   # the SP (FERRE) pipeline's parameters, row-matched to RVTAB
+                sp = hdul["SPTAB"].data
+                if len(sp) == len(rv):
+                    for c in SP_LABELS:
+                        if c in sp.columns.names:
+                            out[f"SP_{c}"] = np.array(sp[c])
+                else:
+                    log.warning("%s: SPTAB has %d rows for %d RVTAB rows; ignored", path, len(sp), len(rv))
             if "GAIA" in names:
                 gaia = hdul["GAIA"].data
                 if len(gaia) == len(rv):
