@@ -262,9 +262,11 @@ class Pipeline:
             if f"{n}_ERR" in catalogue.colnames:
                 ref[f"{n}_ERR"] = np.asarray(catalogue[f"{n}_ERR"], float)[cat_rows]
         res["ID"] = np.asarray(res["ID"]).astype(str)
-        ref_u, first = np.unique(ref["ID"], return_index=True)
+        _, first = np.unique(ref["ID"], return_index=True)   # one reference row per star
         table = systematic_errors(res, ref[first], names)
         table.write(self.out / "model" / "systematics.ecsv", format="ascii.ecsv", overwrite=True)
+        if getattr(emulator, "provenance", None) is None:   # a third-party emulator without one
+            emulator.provenance = {}
         emulator.provenance["systematic_errors"] = {str(r["LABEL"]): float(r["SYS"]) for r in table}
         emulator.provenance["systematics_n_validation"] = int(len(val))
         emulator.save(model_path)
