@@ -67,11 +67,11 @@ def main(argv=None) -> int:
     print(f"library: {why}; {n_spectra} spectra, reference fraction {demo.REF_FRACTION}")
     for steps, seconds, n_held, v in results:
         print(f"\n{steps} optimizer steps: pipeline {seconds:.0f} s; {n_held} held-out survey spectra")
-        print(f"  {'label':<7} {'scatter':>9} {'vs base':>8} {'scatter/tot':>12}")
+        print(f"  {'label':<7} {'scatter':>9} {'vs base':>8} {'scatter/median tot':>19}")
         for n in SHOWN:
             r = v[n]
             print(f"  {n:<7} {r['SCATTER']:>9.4g} {r['SCATTER'] / base[n]['SCATTER']:>8.2f} "
-                  f"{r['SCATTER'] / r['MEDIAN_ERR_TOT']:>12.2f}")
+                  f"{r['SCATTER'] / r['MEDIAN_ERR_TOT']:>19.2f}")
     return 0
 
 
