@@ -199,3 +199,16 @@ def test_threads_do_not_change_the_stage_digest():
     c = config_from_dict({"training": {"epochs": 11}})
     assert a.digest("training", "fit") == b.digest("training", "fit") != c.digest("training", "fit")
     assert b.training.threads == 1 and b.fit.threads == 2
+
+
+def test_column_normalised_density_blanks_sparse_columns():
+    """Fig. 7's column-normalised panel: a [Fe/H] column with one star is blank, not the darkest pixel."""
+    from ddpayne.plots.labels import abundance_density
+
+    rng = np.random.default_rng(2)
+    feh = np.r_[rng.normal(-0.3, 0.05, 200), -2.5]
+    cat = Table({"FE_H": feh, "MG_FE": rng.normal(0.1, 0.05, feh.size), "FLAG": np.zeros(feh.size, np.int64)})
+    img = np.asarray(abundance_density(cat, min_column=5).axes[1].images[0].get_array(), float)
+    col = int((-2.5 + 3) / 3.6 * 60)                  # the lone star's [Fe/H] column (60 bins over -3..0.6)
+    assert np.all(np.isnan(img[:, col]))
+    assert np.nanmax(img) < 0.5 and np.isfinite(img).any()

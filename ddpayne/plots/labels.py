@@ -77,15 +77,21 @@ def compare_reference(cat: Table, reference: dict[str, str], exclude: int = DEFA
     return fig
 
 
-def abundance_density(cat: Table, label: str = "MG_FE", exclude: int = DEFAULT_EXCLUDE, bins: int = 60):
-    """Fig. 7: [X/Fe]–[Fe/H] as a density map and column-normalised (each [Fe/H] column sums to 1)."""
+def abundance_density(cat: Table, label: str = "MG_FE", exclude: int = DEFAULT_EXCLUDE, bins: int = 60,
+                      min_column: int = 5):
+    """Fig. 7: [X/Fe]–[Fe/H] as a density map and column-normalised (each [Fe/H] column sums to 1).
+
+    Columns with fewer than ``min_column`` stars are left blank in the normalised panel: a column of one or
+    two stars would otherwise be the darkest thing in it and hide the sequences.
+    """
     ok = _good(cat, exclude, "FE_H", label)
     x, y = np.asarray(cat["FE_H"])[ok], np.asarray(cat[label])[ok]
     h, xe, ye = np.histogram2d(x, y, bins=bins, range=[[-3, 0.6], [-0.5, 0.8]])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     axes[0].imshow(np.log10(h.T + 1), origin="lower", aspect="auto", extent=[xe[0], xe[-1], ye[0], ye[-1]],
                    cmap="Greys")
-    col = h / np.maximum(h.sum(axis=1, keepdims=True), 1)
+    n_col = h.sum(axis=1, keepdims=True)
+    col = np.where(n_col >= min_column, h / np.maximum(n_col, 1), np.nan)
     axes[1].imshow(col.T, origin="lower", aspect="auto", extent=[xe[0], xe[-1], ye[0], ye[-1]], cmap="Greys")
     for ax, title in zip(axes, ("log density", "column-normalised")):
         ax.set(xlabel="[Fe/H]", ylabel=_latex(label), title=title)
