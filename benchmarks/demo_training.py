@@ -26,7 +26,6 @@ SHOWN = ("TEFF", "LOGG", "FE_H", "MG_FE", "CA_FE")
 
 
 def main(argv=None) -> int:
-    from ddpayne.mock.survey import make_mock_survey
     from ddpayne.mock.validation import validate
     from ddpayne.pipeline import demo
     from ddpayne.pipeline.catalogue import read_catalogue
@@ -42,11 +41,7 @@ def main(argv=None) -> int:
     lib, labels, why = demo._library()
     if labels is not None:
         raise SystemExit(f"this benchmark needs the physical library; found {why}")
-    n_stars = min(demo.MAX_STARS, len(lib))
-    paths = make_mock_survey(out / "mock", n_stars, snr=60.0, snr_spread=0.15, seed=7,
-                             n_per_file=n_stars // 2 + 1, library=lib, repeat_fraction=demo.REPEAT_FRACTION,
-                             ref_fraction=demo.REF_FRACTION)
-    n_spectra = sum(len(Table.read(p, hdu="FIBERMAP")) for p in sorted((out / "mock").glob("coadd-*.fits")))
+    paths, n_spectra = demo.make_demo_survey(out / "mock", lib, min(demo.MAX_STARS, len(lib)))
     truth = Table.read(paths["truth"])
     ref_ids = np.asarray(Table.read(paths["reference"])["TARGETID"])
     results = []

@@ -45,8 +45,11 @@ MIN_STARS = 10
 MAD_SIGMA_SE = 1.166
 
 
-def _robust_sigma(x: np.ndarray) -> float:
-    """1.4826 × median absolute deviation from the median."""
+def robust_sigma(x: np.ndarray) -> float:
+    """1.4826 × median absolute deviation (a Gaussian σ that ignores outliers) of the finite values; NaN if
+    there are none."""
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
     return float(1.4826 * np.median(np.abs(x - np.median(x)))) if x.size else float("nan")
 
 
@@ -59,7 +62,7 @@ def _solve_sys(d: np.ndarray, known_var: np.ndarray, scale: float) -> float:
     from scipy.optimize import brentq
 
     def excess(sys: float) -> float:
-        return _robust_sigma(d / np.sqrt(known_var + sys ** 2)) - 1.0
+        return robust_sigma(d / np.sqrt(known_var + sys ** 2)) - 1.0
 
     if not np.isfinite(scale) or scale <= 0 or excess(0.0) <= 0.0:
         return 0.0
@@ -114,7 +117,7 @@ def systematic_errors(fit: Table, reference: Table, label_names: Sequence[str], 
         if n < MIN_STARS:
             out.append((name, n, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan))
             continue
-        s = _robust_sigma(d)
+        s = robust_sigma(d)
         med_e, med_r = float(np.median(e[ok])), float(np.median(er[ok]))
         sys = _solve_sys(d, e[ok] ** 2 + er[ok] ** 2, s)
         # d(sys)/d(s) = s / sys; at sys = 0 the bound is the scatter's own uncertainty

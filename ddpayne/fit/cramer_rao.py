@@ -24,6 +24,7 @@ import numpy as np
 from astropy.table import Table
 
 from ..labels import LABEL_UNIT_STRINGS
+from .calibration import robust_sigma
 
 log = logging.getLogger(__name__)
 
@@ -393,7 +394,7 @@ def catalogue_precision_report(cat: Table, label_names: Sequence[str] | None = N
             if a.size:
                 z = (val[a] - val[b]) / np.hypot(scale[a], scale[b])
                 z = z[np.isfinite(z) & ~excl[a] & ~excl[b]]
-                out.append(1.4826 * np.median(np.abs(z - np.median(z))) if z.size >= 3 else np.nan)
+                out.append(robust_sigma(z) if z.size >= 3 else np.nan)
             else:
                 out.append(np.nan)
     crb_all, ratio = np.array(crb_all), np.array(ratio)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 from astropy.table import Table
 
+from ..fit.calibration import robust_sigma
 from ..flags import Flag
 from ..labels import LABEL_NAMES
 
@@ -11,11 +12,6 @@ from ..labels import LABEL_NAMES
 EXCLUDE = int(Flag.FIT_FAILED | Flag.ALL_MASKED | Flag.BAD_INPUT)
 
 
-def robust_sigma(x: np.ndarray) -> float:
-    """1.4826 × median absolute deviation (a Gaussian σ that ignores outliers); NaN if empty."""
-    x = np.asarray(x, float)
-    x = x[np.isfinite(x)]
-    return float(1.4826 * np.median(np.abs(x - np.median(x)))) if x.size else float("nan")
 
 
 def _matched(cat: Table, truth: Table, id_column: str = "TARGETID") -> tuple[Table, Table]:
@@ -49,12 +45,11 @@ def validate(cat: Table, truth: Table, labels=None, id_column: str = "TARGETID")
     pairs = [(n, n, "") for n in labels]
     pairs += [(q, f"{q}_TRUE", "") for q in ("EBV",) if q in c.colnames and f"{q}_TRUE" in t.colnames]
     for name, true_name, _ in pairs:
-        d = np.asarray(c[name], float) - np.asarray(t[true_name], float)
-        d = d[good & np.isfinite(d)]
+        dd = (np.asarray(c[name], float) - np.asarray(t[true_name], float))[good]
+        d = dd[np.isfinite(dd)]
         err = np.asarray(c[f"{name}_ERR"], float)[good] if f"{name}_ERR" in c.colnames else np.array([np.nan])
         tot = np.asarray(c[f"{name}_ERR_TOT"], float)[good] if f"{name}_ERR_TOT" in c.colnames else \
             np.full(int(good.sum()), np.nan)
-        dd = (np.asarray(c[name], float) - np.asarray(t[true_name], float))[good]
         z_err = robust_sigma(dd / err) if err.size == dd.size else np.nan   # robust_sigma drops NaNs
         z_tot = robust_sigma(dd / tot) if np.isfinite(tot).any() else np.nan
         unit = str(c[name].unit) if c[name].unit is not None else ""
@@ -62,11 +57,11 @@ def validate(cat: Table, truth: Table, labels=None, id_column: str = "TARGETID")
                      float(np.nanmedian(err)) if np.isfinite(err).any() else np.nan,
                      float(np.nanmedian(tot)) if np.isfinite(tot).any() else np.nan, z_err, z_tot, unit))
     if "DIST" in c.colnames and "DIST_TRUE" in t.colnames:
-        r_all = np.asarray(c["DIST"], float) / np.asarray(t["DIST_TRUE"], float) - 1
-        r = r_all[good & np.isfinite(r_all)]
+        rr = (np.asarray(c["DIST"], float) / np.asarray(t["DIST_TRUE"], float) - 1)[good]
+        r = rr[np.isfinite(rr)]
         rel_err = (np.asarray(c["DIST_ERR"], float) / np.asarray(c["DIST"], float))[good] \
             if "DIST_ERR" in c.colnames else np.array([np.nan])
-        z_dist = robust_sigma(r_all[good] / rel_err) if rel_err.size == int(good.sum()) else np.nan
+        z_dist = robust_sigma(rr / rel_err) if rel_err.size == rr.size else np.nan
         rows.append(("DIST (relative)", r.size, float(np.median(r)) if r.size else np.nan, robust_sigma(r),
                      float(np.nanmedian(rel_err)) if np.isfinite(rel_err).any() else np.nan, np.nan,
                      z_dist, np.nan, ""))

@@ -97,7 +97,7 @@ PRECISION_LABELS = ("TEFF", "LOGG", "FE_H", "C_FE", "MG_FE", "CA_FE")
 #: Fraction of the mock's stars in its reference-label catalogue (the training set). The rest are the
 #: "survey": the demo's validation table is computed on them, stars the model has never seen.
 REF_FRACTION = 0.8
-#: Optimizer steps of the demo's training (batches of :data:`BATCH_SIZE`): about 5 minutes on one core,
+#: Optimizer steps of the demo's training (batches of :data:`BATCH_SIZE`): about 6 minutes on one core,
 #: whatever the library size. Measured on the physical library (303 stars): Teff scatter 121 K after 1,000
 #: steps, 68 K after 5,000 and 51 K after 10,000 (docs/performance_training.rst).
 DEMO_STEPS = 10_000
@@ -113,6 +113,19 @@ def demo_epochs(n_spectra: int, quick: bool = False, validation_fraction: float 
         return 60
     steps_per_epoch = max(1, int(np.ceil(REF_FRACTION * (1 - validation_fraction) * n_spectra / BATCH_SIZE)))
     return max(200, int(round(DEMO_STEPS / steps_per_epoch)))
+
+
+def make_demo_survey(outdir: Path, library, n_stars: int) -> tuple[dict, int]:
+    """The demo's mock DESI survey of ``n_stars`` library stars (S/N, seed, repeat and reference fractions as
+    the demo's); returns :func:`ddpayne.mock.survey.make_mock_survey`'s paths and the number of spectra."""
+    from astropy.table import Table
+
+    from ..mock.survey import make_mock_survey
+
+    paths = make_mock_survey(outdir, n_stars, snr=60.0, snr_spread=0.15, seed=7, n_per_file=n_stars // 2 + 1,
+                             library=library, repeat_fraction=REPEAT_FRACTION, ref_fraction=REF_FRACTION)
+    n_spectra = sum(len(Table.read(p, hdu="FIBERMAP")) for p in paths["coadds"])
+    return paths, n_spectra
 
 
 def _config_text(labels, quick: bool, physical: bool, n_spectra: int = 400) -> str:
@@ -151,7 +164,6 @@ def run_demo(out: str | os.PathLike = "demo-output", quick: bool = False) -> int
     """Run the demo; write results under ``out``; return a process exit code."""
     from astropy.table import Table
 
-    from ..mock.survey import make_mock_survey
     from ..mock.validation import format_validation, ges_recovery, validate
     from .catalogue import flag_summary, read_catalogue
     from .run import Pipeline
@@ -167,13 +179,10 @@ def run_demo(out: str | os.PathLike = "demo-output", quick: bool = False) -> int
     print(f"\n2. A MOCK DESI survey of {n_stars} stars (not DESI data) from {why};")
     print(f"   {REPEAT_FRACTION:.0%} of the stars are observed twice (as DESI re-observes targets), for the "
           "repeat precision.")
-    paths = make_mock_survey(out / "mock", n_stars, snr=60.0, snr_spread=0.15, seed=7,
-                             n_per_file=n_stars // 2 + 1, library=lib, repeat_fraction=REPEAT_FRACTION,
-                             ref_fraction=REF_FRACTION)
+    paths, n_spectra = make_demo_survey(out / "mock", lib, n_stars)
     print(f"   {REF_FRACTION:.0%} of the stars have reference labels (the training set); the others are the "
           "survey stars the model never sees, on which it is validated.")
     cfg = out / "demo.toml"
-    n_spectra = sum(len(Table.read(p, hdu="FIBERMAP")) for p in sorted((out / "mock").glob("coadd-*.fits")))
     cfg.write_text(_config_text(labels, quick, physical=labels is None, n_spectra=n_spectra))
     print(f"   written in the real DESI coadd layout to {out / 'mock'}; pipeline configuration {cfg}")
     print("   running: prepare → train → fit → extinction, distances, orbits → catalogue → figures")
