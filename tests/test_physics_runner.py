@@ -120,6 +120,22 @@ def test_run_skips_finished_jobs(tmp_path, monkeypatch):
     assert f"17/{101 * 16 + 5} done" in log  # 16 of point 0 + the base of point 1
 
 
+def test_second_run_in_same_workdir_is_refused(tmp_path, monkeypatch):
+    """Two runners on one folder would synthesise every job twice: the second fails at once, naming the
+    holder, and the folder is free again as soon as the first ends."""
+    from ddpayne.io.atomic import WorkdirLocked, workdir_lock
+
+    plan = runner.make_plan(n_mock=5)
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    monkeypatch.setattr(runner, "_run_job", lambda a: pytest.fail("must not run"))
+    with workdir_lock(tmp_path, "runner.lock"):
+        with pytest.raises(WorkdirLocked, match=r"in use by pid \d+"):
+            runner.run(tmp_path, processes=1, max_jobs=0)
+    assert not (tmp_path / "progress.log").exists()
+    runner.run(tmp_path, processes=1, max_jobs=0)  # released: runs (nothing to do)
+    assert "start:" in (tmp_path / "progress.log").read_text()
+
+
 def test_redegrade_from_hires():
     """A result's stored high-resolution spectrum re-degrades to LAMOST and back to DESI consistently."""
     from ddpayne.physics.airvac import vacuum_to_air

@@ -28,3 +28,43 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[str
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+class WorkdirLocked(RuntimeError):
+    """Another live process holds the lock of a working folder."""
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: str | os.PathLike, name: str = ".lock") -> Iterator[Path]:
+    """Hold an exclusive lock on ``workdir`` so that two runs never work in one folder at once.
+
+    The lock is an advisory ``flock`` on ``<workdir>/<name>``: the operating system drops it when its
+    process ends, however it ends, so a killed run never leaves a stale lock behind and the next run
+    resumes at once. The file records the holder's pid and host for the error message.
+
+    Raises
+    ------
+    WorkdirLocked
+        If another process holds the lock.
+    """
+    import fcntl
+    import socket
+
+    path = Path(workdir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise WorkdirLocked(f"{workdir} is in use by {holder} (lock {path}); wait for it to finish "
+                                f"or stop it before starting another run there") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        fh.flush()
+        yield path
+    finally:
+        fh.close()

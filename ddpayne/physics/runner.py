@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..io.atomic import atomic_path
+from ..io.atomic import atomic_path, workdir_lock
 from ..labels import LABEL_NAMES
 from ..prepare.grid import desi_grid
 from .degrade import degrade_to_survey
@@ -305,8 +305,19 @@ def _run_job(args):
 
 def run(workdir: str | Path, processes: int = 2, n_mock: int = DEFAULT_N_MOCK, settings: dict | None = None,
         synthesizer: str = "moog", max_jobs: int | None = None, only: str | None = None) -> None:
-    """Run (or resume) the plan in ``workdir``."""
+    """Run (or resume) the plan in ``workdir``.
+
+    Only one run may work in a folder at a time: a second one fails at once with
+    :class:`ddpayne.io.atomic.WorkdirLocked` naming the holder (two runs would synthesise every job twice).
+    """
     workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with workdir_lock(workdir, "runner.lock"):
+        _run_locked(workdir, processes, n_mock, settings, synthesizer, max_jobs, only)
+
+
+def _run_locked(workdir: Path, processes: int, n_mock: int, settings: dict | None, synthesizer: str,
+                max_jobs: int | None, only: str | None) -> None:
     (workdir / "results").mkdir(parents=True, exist_ok=True)
     (workdir / "tmp").mkdir(exist_ok=True)
     pp = plan_path(workdir)
