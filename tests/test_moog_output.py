@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ddpayne_moog.synth import MAX_OVERFLOW_RUN, SynthesisError, _parse_summary, repair_overflows
+from ddpayne_moog.synth import MAX_OVERFLOW_RUN, MAX_OVERFLOW_RUN_CONTINUUM, SynthesisError, _parse_summary, repair_overflows
 
 
 def _summary(tmp_path, rows):
@@ -37,8 +37,14 @@ def test_repair_interpolates_and_refuses_too_much():
     run = np.ones(3335)
     run[1533:1539] = np.nan
     assert repair_overflows(run)[1] == 6
-    with pytest.raises(SynthesisError, match="too long"):           # a longer gap is not a glitch
-        repair_overflows(np.r_[np.ones(3000), np.full(MAX_OVERFLOW_RUN + 1, np.nan), np.ones(3000)])
+    with pytest.raises(SynthesisError, match="too long"):           # a longer gap inside a line is not a glitch
+        repair_overflows(np.r_[np.ones(3000), 0.9, np.full(MAX_OVERFLOW_RUN + 1, np.nan), np.ones(3000)])
+    # twelve points between continuum neighbours, as MOOG printed at 7043.3 Å (air) for mock-00761
+    gap = np.r_[np.ones(1811), np.full(12, np.nan), np.ones(1500)]
+    fixed, n = repair_overflows(gap)
+    assert n == 12 and np.all(fixed == 1.0)
+    with pytest.raises(SynthesisError, match="too long"):           # but not wider than 1.2 Å
+        repair_overflows(np.r_[np.ones(9000), np.full(MAX_OVERFLOW_RUN_CONTINUUM + 1, np.nan), np.ones(9000)])
     with pytest.raises(SynthesisError, match="too many"):           # nor are many of them
         bad = np.ones(1000)
         bad[10:990:20] = np.nan

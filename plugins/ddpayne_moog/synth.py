@@ -292,19 +292,27 @@ def _par(start: float, stop: float, settings: SynthSettings, strong: bool) -> st
 #: synthesis points (10 × 0.03 Å = 0.3 Å, a fifth of DESI's resolution element), and the largest fraction
 #: of a MOOG run's points that may be repaired; beyond either the run fails.
 MAX_OVERFLOW_RUN = 10
+#: Longest run repaired when both its neighbours are pure continuum (depth printed as 0.0000): 40 points
+#: = 1.2 Å, under DESI's resolution element (1.3–1.8 Å FWHM), so nothing resolvable can hide in it.
+MAX_OVERFLOW_RUN_CONTINUUM = 40
 MAX_OVERFLOW_FRACTION = 0.005
+#: Depth below which a neighbour counts as continuum (MOOG prints it as 0.0000).
+CONTINUUM_DEPTH = 5e-5
 
 
 def repair_overflows(flux: np.ndarray, where: str = "") -> tuple[np.ndarray, int]:
     """Replace MOOG's rare overflowed depths (NaN after parsing) by linear interpolation.
 
     MOOG writes its depths with Fortran ``f7.4``; a point whose depth came out non-finite is printed as
-    ``*******``. It happens in very metal-poor dwarfs (seen in 2 of ~600 mock stars: [Fe/H] ≈ −2.3,
-    Teff 5650–5880 K) at a few isolated sites, each 2–6 points of 0.03 Å wide, between line-free
+    ``*******``. It happens in very metal-poor dwarfs (seen in 3 of ~1000 mock stars: [Fe/H] ≈ −2.2 to
+    −2.3, Teff 5650–6130 K) at a few isolated sites, 1–12 points of 0.03 Å wide, between line-free
     neighbours of depth exactly 0, i.e. at lines that absorb nothing measurable; interpolating from the
-    neighbours changes the spectrum degraded to survey resolution by far less than survey noise. A run of
-    more than :data:`MAX_OVERFLOW_RUN` points, more of them in all than that or than
-    :data:`MAX_OVERFLOW_FRACTION` of the points (whichever is larger), or points at the ends raise
+    neighbours changes the spectrum degraded to survey resolution by far less than survey noise.
+
+    A run is repaired when it has at most :data:`MAX_OVERFLOW_RUN` points, or at most
+    :data:`MAX_OVERFLOW_RUN_CONTINUUM` points with both neighbours at continuum (depth <
+    :data:`CONTINUUM_DEPTH`). A longer run, more overflowed points in all than :data:`MAX_OVERFLOW_RUN` or
+    :data:`MAX_OVERFLOW_FRACTION` of the points (whichever is larger), or a point at either end raises
     :class:`SynthesisError`.
 
     Returns
@@ -319,8 +327,15 @@ def repair_overflows(flux: np.ndarray, where: str = "") -> tuple[np.ndarray, int
     if n == 0:
         return flux, 0
     edges = np.flatnonzero(np.diff(np.r_[0, bad.astype(np.int8), 0]))
-    longest = int((edges[1::2] - edges[::2]).max())
-    if bad[0] or bad[-1] or longest > MAX_OVERFLOW_RUN or n > max(MAX_OVERFLOW_RUN, MAX_OVERFLOW_FRACTION * flux.size):
+    starts, stops = edges[::2], edges[1::2]
+    lengths = stops - starts
+    longest = int(lengths.max())
+    too_long = False
+    if not (bad[0] or bad[-1]):
+        continuum = ((1.0 - flux[starts - 1]) < CONTINUUM_DEPTH) & ((1.0 - flux[stops]) < CONTINUUM_DEPTH)
+        limit = np.where(continuum, MAX_OVERFLOW_RUN_CONTINUUM, MAX_OVERFLOW_RUN)
+        too_long = bool(np.any(lengths > limit))
+    if bad[0] or bad[-1] or too_long or n > max(MAX_OVERFLOW_RUN, MAX_OVERFLOW_FRACTION * flux.size):
         raise SynthesisError(f"MOOG printed {n} overflowed depths (*******) {where} (longest run {longest} "
                              f"points): too many, too long or at the ends of the run to repair")
     x = np.arange(flux.size)
