@@ -21,6 +21,8 @@ import warnings
 import numpy as np
 from astropy.table import Table, vstack
 
+from ddpayne.fit.calibration import robust_sigma
+
 
 def baseline_orbits(stars: Table, n: int) -> float:
     """Seconds per star of a per-star loop over galpy Stäckel actions + orbit parameters."""
@@ -105,7 +107,7 @@ def main() -> None:
     comp, pur = completeness_purity(np.asarray(ges), np.asarray(stars["POP"]) == "ges")
     print(f"accuracy: E(B-V) bias {np.nanmedian(ebv):+.4f} std {np.nanstd(ebv):.4f} mag; "
           f"distance bias {np.nanmedian(rel):+.3f} robust scatter "
-          f"{1.4826 * np.nanmedian(np.abs(rel - np.nanmedian(rel))):.3f} (ln d); "
+          f"{robust_sigma(rel):.3f} (ln d); "
           f"GES completeness {comp:.2f} purity {pur:.2f}")
 
 

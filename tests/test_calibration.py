@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from ddpayne.fit.calibration import MIN_STARS, systematic_errors, total_error_columns
+from ddpayne.fit.calibration import MIN_STARS, robust_sigma, systematic_errors, total_error_columns
 from ddpayne.flags import Flag
 
 
@@ -93,3 +93,16 @@ def test_star_by_star_with_unequal_errors():
     for group in (0, 1):
         zz = z[group::2]
         assert abs(1.4826 * np.median(np.abs(zz - np.median(zz))) - 1.0) < 0.15
+
+
+def test_robust_sigma_is_a_gaussian_sigma_that_ignores_outliers_and_nans():
+    rng = np.random.default_rng(3)
+    x = rng.normal(5.0, 2.0, (40000, 3))
+    x[:400, 0] = 1e6            # 1 % wild outliers
+    x[:100, 1] = np.nan
+    x[:, 2] = np.nan
+    s = robust_sigma(x, axis=0)
+    assert s[0] == pytest.approx(2.0, rel=0.03) and s[1] == pytest.approx(2.0, rel=0.03)
+    assert np.isnan(s[2])                       # no finite value: NaN, not an error
+    assert robust_sigma(x[:, 1]) == pytest.approx(s[1], rel=1e-12)
+    assert np.isnan(robust_sigma([np.nan, np.inf]))

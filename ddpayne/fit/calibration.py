@@ -45,10 +45,27 @@ MIN_STARS = 10
 MAD_SIGMA_SE = 1.166
 
 
-def robust_sigma(x: np.ndarray) -> float:
-    """1.4826 × median absolute deviation (a Gaussian σ that ignores outliers) of the finite values; NaN if
-    there are none."""
+def robust_sigma(x: np.ndarray, axis: int | None = None):
+    """1.4826 × median absolute deviation (a Gaussian σ that ignores outliers) of the finite values.
+
+    Parameters
+    ----------
+    x : array_like
+    axis : int, optional
+        Reduce along this axis (NaNs ignored per column); by default over all values, as a float.
+
+    Returns
+    -------
+    float or ndarray
+        NaN where there are no finite values.
+    """
     x = np.asarray(x, float)
+    if axis is not None:
+        import warnings
+
+        with warnings.catch_warnings():  # an all-NaN column gives NaN, which is the answer
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return 1.4826 * np.nanmedian(np.abs(x - np.nanmedian(x, axis=axis, keepdims=True)), axis=axis)
     x = x[np.isfinite(x)]
     return float(1.4826 * np.median(np.abs(x - np.median(x)))) if x.size else float("nan")
 

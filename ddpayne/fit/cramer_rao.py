@@ -255,8 +255,7 @@ def precision_from_realisations(fitted, truth=None, robust: bool = True) -> np.n
     """
     x = np.asarray(fitted, dtype=float)
     if robust:
-        med = np.nanmedian(x, axis=0)
-        return 1.4826 * np.nanmedian(np.abs(x - med), axis=0)
+        return robust_sigma(x, axis=0)
     return np.nanstd(x, axis=0, ddof=1)
 
 
@@ -300,7 +299,7 @@ def precision_from_repeats(table: Table, label_names: Sequence[str], id_column: 
         return np.full(len(label_names), np.nan), 0
     d = lab[a] - lab[b]
     if robust:
-        s = 1.4826 * np.nanmedian(np.abs(d - np.nanmedian(d, axis=0)), axis=0)
+        s = robust_sigma(d, axis=0)
     else:
         s = np.nanstd(d, axis=0, ddof=1)
     return s / np.sqrt(2.0), len(a)

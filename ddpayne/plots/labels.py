@@ -14,6 +14,7 @@ from astropy.table import Table  # noqa: E402
 
 from ..flags import Flag  # noqa: E402
 from ..labels import ABUNDANCE_LABELS, element_of  # noqa: E402
+from ..fit.calibration import robust_sigma  # noqa: E402
 
 DEFAULT_EXCLUDE = int(Flag.FIT_FAILED | Flag.CHI2_OUTLIER | Flag.ALL_MASKED | Flag.BAD_INPUT)
 
@@ -71,7 +72,7 @@ def compare_reference(cat: Table, reference: dict[str, str], exclude: int = DEFA
         ax.plot([lo, hi], [lo, hi], "r-", lw=1)
         d = y - x
         if d.size:
-            ax.text(0.05, 0.92, f"offset {np.median(d):.3g}, σ {1.4826 * np.median(np.abs(d - np.median(d))):.3g}",
+            ax.text(0.05, 0.92, f"offset {np.median(d):.3g}, σ {robust_sigma(d):.3g}",
                     transform=ax.transAxes)
         ax.set(xlabel=f"reference {reference[lab]}", ylabel=f"ddpayne {_latex(lab)}")
     return fig
