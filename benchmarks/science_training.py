@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -109,7 +110,15 @@ def regularizer_matters(lib, grads, args, out: Path) -> dict:
     tb = noisy_batch(lib.flux[test], lib.wavelength, np.full(test.size, 50.0), test, rng)
     tlab = label_array(lib.labels[test], LABEL_NAMES)
     k = LABEL_NAMES.index("MG_FE")
-    result = {"relation": coef.tolist(), "n_train": int(train.size), "n_test": int(test.size)}
+    dep_test = resid[test]
+    result = {"relation": coef.tolist(), "n_train": int(train.size), "n_test": int(test.size),
+              "tie_dex": args.tie, "break_dex": args.break_,
+              "train_corr_feh_mgfe": float(np.corrcoef(feh[train], mg[train])[0, 1]),
+              "train_departure_rms": float(np.sqrt(np.mean(resid[train] ** 2))),
+              "test_departure_rms": float(np.sqrt(np.mean(dep_test ** 2)))}
+    print(f"training set: {train.size} stars, corr([Fe/H], [Mg/Fe]) = {result['train_corr_feh_mgfe']:.3f}, "
+          f"departure rms {result['train_departure_rms']:.3f} dex; test set: {test.size} stars, departure rms "
+          f"{result['test_departure_rms']:.3f} dex", flush=True)
     for reg in ("kurucz", "none"):
         t0 = time.time()
         s = TrainingSettings(epochs=args.epochs, seed=args.seed, device=args.device,
@@ -159,7 +168,8 @@ def main(argv=None):
     grads = GradientSpectra.read(args.gradients or DEFAULT_PRODUCT)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    summary = {"command": " ".join(["python benchmarks/science_training.py"] + (argv or [])),
+    argv = sys.argv[1:] if argv is None else list(argv)
+    summary = {"command": " ".join(["python benchmarks/science_training.py"] + argv),
                "library": repr(lib), "gradients": repr(grads), "gradients_sha256": grads.checksum()}
     if not args.skip_fidelity:
         summary["rho"] = fidelity(lib, grads, args, out)
