@@ -41,6 +41,11 @@ def test_demo_physical_library_path(tmp_path, capsys, monkeypatch):
     assert all(f"{n}_CRB" in cat.colnames for n in LABEL_NAMES)
     v = Table.read(tmp_path / "validation.ecsv")
     assert set(LABEL_NAMES) <= set(v["QUANTITY"])
+    # the model-vs-physics gradient check (paper Fig. 4) is printed, saved and drawn
+    assert "Model vs physical (Kurucz/MOOG) gradient spectra" in out
+    rho = Table.read(tmp_path / "run" / "model" / "gradient-fidelity.ecsv", format="ascii.ecsv")
+    assert list(rho["LABEL"]) == list(LABEL_NAMES) and rho["N_REF"].max() >= 1
+    assert (tmp_path / "run" / "figures" / "fig04_gradient.png").exists()
 
 
 def test_demo_training_budget_is_fixed_in_steps():

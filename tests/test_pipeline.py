@@ -103,8 +103,29 @@ def test_catalogue_rows_columns_units(mock):
                                                                         rejected["FLAG"]))
     assert (root / "out" / "catalogue.ecsv").exists()
     figures = sorted(p.name for p in (root / "out" / "figures").glob("*.png"))
-    assert {"fig03_loss.png", "fig05_kiel.png", "fig06_reference.png", "fig07_mgfe_feh.png", "fig09_precision_crb.png",
-            "fig10_distance_xz.png", "fig11_ges.png"} <= set(figures)
+    assert {"fig03_loss.png", "fig04_gradient.png", "fig05_kiel.png", "fig06_reference.png", "fig07_mgfe_feh.png",
+            "fig09_precision_crb.png", "fig10_distance_xz.png", "fig11_ges.png"} <= set(figures)
+
+
+def test_gradient_fidelity_is_measured_for_the_trained_model(mock):
+    """The train stage compares the model's gradient spectra with the bundled physical product (paper
+    Fig. 4), also when it trained without the regularizer: one row per label, at the reference points
+    inside the training coverage, on the run's own pixels."""
+    from ddpayne.model.diagnostics import gradient_correlation
+    from ddpayne.physics.gradients import GradientSpectra
+    from ddpayne_mlp.emulator import MLPEmulator
+
+    root, _ = mock
+    rho = Table.read(root / "out" / "model" / "gradient-fidelity.ecsv", format="ascii.ecsv")
+    assert list(rho["LABEL"]) == list(LABELS)
+    assert np.all(rho["N_REF"] >= 1) and np.all(np.isfinite(rho["RHO"])) and np.all(np.abs(rho["RHO"]) <= 1)
+    grads = GradientSpectra.read(root / "out" / "model" / "gradients.fits")
+    assert grads.wavelength.min() >= 5000 and grads.wavelength.max() <= 5450
+    # the file holds what the diagnostic gives for the saved model and its training labels
+    emu = MLPEmulator.load(root / "out" / "model" / "emulator.pt")
+    tl = Table.read(root / "out" / "model" / "training-labels.ecsv", format="ascii.ecsv")
+    again = gradient_correlation(emu, grads, train_labels=np.column_stack([np.asarray(tl[n], float) for n in LABELS]))
+    assert np.allclose(again["RHO"], rho["RHO"], rtol=1e-6, atol=1e-9)
 
 
 def test_labels_match_truth(mock):

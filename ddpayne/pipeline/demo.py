@@ -221,6 +221,13 @@ def run_demo(out: str | os.PathLike = "demo-output", quick: bool = False) -> int
               "scatter / physical Cramér–Rao bound (1 = at the bound; paper Fig. 9, ~2) and "
               "scatter / formal error (1 = honest formal errors):")
         print("   " + ", ".join(f"{n} {r[n]['REPEAT_OVER_CRB']:.2f} / {r[n]['REPEAT_OVER_ERR']:.2f}" for n in shown))
+    fid = catalogue.parent / "model" / "gradient-fidelity.ecsv"
+    if fid.exists():
+        rho = Table.read(fid, format="ascii.ecsv")
+        print(f"Model vs physical (Kurucz/MOOG) gradient spectra at the {int(rho['N_REF'].max())} reference "
+              f"point(s) inside the training coverage, correlation per label (paper Fig. 4; "
+              f"{fid.parent.name}/{fid.name}):")
+        print("   " + ", ".join(f"{r['LABEL']} {r['RHO']:.2f}" for r in rho))
     print(f"flags set: {flag_summary(cat) or 'none'}")
     print(f"\ncatalogue {catalogue}\nfigures   {catalogue.parent / 'figures'}\n"
           f"done in {time.time() - t0:.0f} s")

@@ -229,6 +229,10 @@ class Pipeline:
         except (DDPayneError, ValueError, RuntimeError) as err:   # the trained model is kept either way
             log.warning("systematic errors could not be measured on the validation stars (%s): the catalogue "
                         "will have formal errors only", err)
+        try:
+            self._gradient_fidelity(ts, emulator)
+        except (DDPayneError, ValueError, OSError) as err:   # a diagnostic: never loses the model
+            log.warning("model-vs-physics gradient correlation not measured (%s)", err)
         self._mark_done(model_path, digest, n_train=len(ts))
         self._emulator = emulator
         return emulator
@@ -274,6 +278,38 @@ class Pipeline:
                  ", ".join(f"{r['LABEL']} {r['SYS']:.3g}" for r in table))
         return table
 
+    def _gradient_fidelity(self, ts, emulator) -> Table:
+        """Per-label correlation of the model's gradient spectra with the physical ones (paper Fig. 4).
+
+        Measured at the reference points of the gradient product inside the training coverage
+        (:func:`ddpayne.model.diagnostics.gradient_correlation`) and written to
+        ``model/gradient-fidelity.ecsv``; also for a model trained without the regularizer, which shows
+        what the regularizer would change. Labels missing from the product are left out.
+        """
+        from ..model.diagnostics import gradient_correlation
+        from ..physics.gradients import GradientSpectra
+
+        path = self.out / "model" / "gradients.fits"
+        if not path.exists():
+            g = GradientSpectra.read(self._gradients_source())
+            names = [n for n in ts.label_names if n in g.label_names]
+            path = self._matched_gradients(ts.batch.wavelength, names)
+        grads = GradientSpectra.read(path)
+        rho = gradient_correlation(emulator, grads, train_labels=ts.labels)
+        rho.meta["GRADIENTS"] = str(path.name)
+        rho.meta["N_REF_FILE"] = int(grads.n_ref)
+        rho.write(self.out / "model" / "gradient-fidelity.ecsv", format="ascii.ecsv", overwrite=True)
+        log.info("model vs physical gradient spectra, correlation per label (%d reference points inside "
+                 "the training coverage): %s", int(rho["N_REF"].max()) if len(rho) else 0,
+                 ", ".join(f"{r['LABEL']} {r['RHO']:.2f}" for r in rho))
+        return rho
+
+    def _gradients_source(self) -> Path:
+        """The configured gradient-spectra file, or the bundled DESI product."""
+        tc = self.cfg.training
+        return self.cfg.path(tc.gradients) if tc.gradients else \
+            Path(__file__).resolve().parent.parent / "data" / "gradients_desi.fits"
+
     def _matched_gradients(self, grid: np.ndarray, label_names) -> Path:
         """The gradient-spectra file restricted to the training grid and labels (``model/gradients.fits``).
 
@@ -282,9 +318,7 @@ class Pipeline:
         """
         from ..physics.gradients import GradientSpectra
 
-        tc = self.cfg.training
-        src = self.cfg.path(tc.gradients) if tc.gradients else \
-            Path(__file__).resolve().parent.parent / "data" / "gradients_desi.fits"
+        src = self._gradients_source()
         if not src.exists():
             raise DDPayneError(f"gradient-spectra file {src} not found: set [training] gradients, or "
                                "regularizer = \"none\"")
@@ -505,7 +539,45 @@ class Pipeline:
         from .catalogue import read_catalogue
 
         cat = read_catalogue(catalogue or self.out / self.cfg.output.catalogue)
-        return make_figures(cat, self.out / "figures", history=self.out / "model" / "history.ecsv")
+        written = make_figures(cat, self.out / "figures", history=self.out / "model" / "history.ecsv")
+        try:
+            fig4 = self._plot_gradient_figure()
+        except (DDPayneError, ValueError, OSError) as err:
+            log.warning("Fig. 4 (model vs physical gradient spectrum) not drawn (%s)", err)
+            fig4 = None
+        return written + ([fig4] if fig4 else [])
+
+    def _plot_gradient_figure(self, label: str = "MG_FE") -> Path | None:
+        """Paper Fig. 4: the model's ``label`` gradient spectrum against the physical one, at the first
+        reference point inside the training coverage (from ``model/gradient-fidelity.ecsv``'s inputs)."""
+        import matplotlib.pyplot as plt
+
+        from ..model.diagnostics import align_gradients, reference_coverage
+        from ..physics.gradients import GradientSpectra
+        from ..plots.training import plot_gradient_comparison
+
+        gpath, lpath = self.out / "model" / "gradients.fits", self.out / "model" / "training-labels.ecsv"
+        if not (gpath.exists() and lpath.exists() and (self.out / "model" / "emulator.pt").exists()):
+            log.info("no trained model with matched gradient spectra: Fig. 4 skipped")
+            return None
+        emu = self.emulator
+        grads = GradientSpectra.read(gpath)
+        if label not in grads.label_names or label not in emu.label_names:
+            label = next(n for n in emu.label_names if n in grads.label_names)
+        tl = Table.read(lpath, format="ascii.ecsv")
+        train = np.column_stack([np.asarray(tl[n], float) for n in emu.label_names])
+        ref, _, _ = align_gradients(emu.label_names, emu.wavelength, grads)
+        inside = np.flatnonzero(reference_coverage(ref, emu.label_names, emu.label_min, emu.label_max,
+                                                   train_labels=train) == 0)
+        if not inside.size:
+            log.info("no reference point inside the training coverage: Fig. 4 skipped")
+            return None
+        fig = plot_gradient_comparison(emu, grads, label, ref=int(inside[0]))
+        path = self.out / "figures" / "fig04_gradient.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
 
     def run(self, stages: Iterable[str] = STAGES) -> Path:
         """Run the given stages in order (default: all)."""

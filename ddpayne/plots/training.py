@@ -14,7 +14,7 @@ from ..labels import element_of
 
 
 def _new_figure(figsize) -> Figure:
-    fig = Figure(figsize=figsize)
+    fig = Figure(figsize=figsize, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -128,8 +128,13 @@ def plot_gradient_comparison(emulator, gradients, label: str = "MG_FE", ref: int
         fig = ax.figure
     p = np.where(masked, np.nan, phys) * unit
     m = np.where(masked, np.nan, model) * unit
-    ax.plot(wave[sel], p[sel], color="tab:red", lw=1.2, label="physical (Kurucz)")
-    ax.plot(wave[sel], m[sel], color="k", lw=0.8, label=f"DD-Payne model (ρ = {rho:.3f})")
+    # a grid of separate windows is drawn as separate pieces, not joined across the gaps
+    w, p, m = wave[sel], p[sel], m[sel]
+    if w.size > 2:
+        gap = np.flatnonzero(np.diff(w) > 5.0 * np.median(np.diff(w))) + 1
+        w, p, m = (np.insert(w, gap, np.nan), np.insert(p, gap, np.nan), np.insert(m, gap, np.nan))
+    ax.plot(w, p, color="tab:red", lw=1.2, label="physical (Kurucz)")
+    ax.plot(w, m, color="k", lw=0.8, label=f"DD-Payne model (ρ = {rho:.3f})")
     for lo, hi in _runs(wave, masked & sel):
         ax.axvspan(lo, hi, color="0.9", lw=0)
     refrow = gradients.ref_labels[ref]
