@@ -339,8 +339,10 @@ typo is reported instead of silently ignored. A complete example is ``examples/c
 Each stage is resumable: its output carries a stamp of the settings it was made with, and an unchanged stage
 is skipped on the next run (``--force STAGE`` redoes it). Outputs go to ``[output] dir``: ``prepared/`` (one
 prepared batch per input file, plus the rejected rows with reasons), ``model/`` (emulator, checkpoints,
-training history, training-set report), ``fit.fits`` (and its resumable ``fit.fits.parts/``), ``derived.fits``,
-the catalogue and ``figures/``.
+training history, training-set report, systematic errors ``systematics.ecsv``, and ``gradient-fidelity.ecsv``:
+the per-label correlation of the model's gradient spectra with the physical ones at the reference points
+inside the training coverage, paper Fig. 4), ``fit.fits`` (and its resumable ``fit.fits.parts/``),
+``derived.fits``, the catalogue and ``figures/`` (the paper's Figs. 3–11 that the columns allow).
 
 This page is generated from the code (:func:`ddpayne.pipeline.config.reference_rst`); a test keeps them equal.
 """
