@@ -70,11 +70,18 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+def gpu_peak_mb(device: str) -> float:
+    """Peak GPU memory allocated by torch so far (MB); NaN on the CPU."""
+    if not str(device).startswith("cuda"):
+        return float("nan")
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
 def batched_epochs(batch, labels, regularizer, options, epochs, threads, device="cpu"):
     rows = []
 
     def cb(epoch, row):
-        rows.append((row["seconds"], rss_mb()))
+        rows.append((row["seconds"], rss_mb(), gpu_peak_mb(device)))
 
     s = TrainingSettings(epochs=epochs, batch_size=BATCH, validation_fraction=0.0, progress=False,
                          num_threads=threads, allow_underdetermined=True, device=device)
@@ -154,6 +161,8 @@ def main(argv=None):
     t_median = float(np.median(steady))
     print("batched epochs (data term only): " + ", ".join(f"{t:.2f}s" for t in times), flush=True)
     print("RSS after each epoch (MB): " + ", ".join(f"{r[1]:.0f}" for r in rows), flush=True)
+    if args.device.startswith("cuda"):
+        print("peak GPU memory after each epoch (MB): " + ", ".join(f"{r[2]:.0f}" for r in rows), flush=True)
 
     t_naive_sub = naive_epoch(batch, labels, args.naive_pixels, device=args.device)
     t_naive = t_naive_sub * n_pix / args.naive_pixels
