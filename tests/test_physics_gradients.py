@@ -83,6 +83,23 @@ def test_subset():
         g.subset(refs=["hb"])
 
 
+def test_matched_to_a_subset_of_the_grid():
+    """A run on windows of the survey grid regularizes with exactly those pixels of the product."""
+    wave, ref, steps, base, pert, labels, *_ = _make()
+    g = GradientSpectra.from_spectra(wave, ref, steps, base, pert, labels)
+    pick = np.r_[10:40, 120:150]
+    m = g.matched_to(wave[pick], ["FE_H", "TEFF"], what="two windows")
+    assert m.label_names == ("FE_H", "TEFF") and m.n_pix == pick.size
+    np.testing.assert_array_equal(m.gradients[:, 0], g.gradients[:, 2][:, pick])
+    np.testing.assert_array_equal(m.base_flux, g.base_flux[:, pick])
+    np.testing.assert_array_equal(m.mask, g.mask[pick])
+    assert m.provenance["matched_to"] == "two windows"
+    with pytest.raises(ValueError, match="another wavelength grid than the model"):
+        g.matched_to(wave[pick] + 0.3, what="the model")
+    with pytest.raises(KeyError, match="VMIC"):
+        g.matched_to(wave[pick], ["VMIC"])
+
+
 def test_bad_shapes_and_names():
     wave, ref, steps, base, pert, labels, *_ = _make()
     with pytest.raises(ValueError, match="unknown label"):

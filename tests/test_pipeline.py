@@ -227,3 +227,24 @@ def test_failed_calibration_keeps_the_model(mock, monkeypatch, caplog):
     assert (root / "out-nocal" / "model" / "emulator.pt").exists()
     cat = read_catalogue(root / "out-nocal" / "catalogue.fits")
     assert "TEFF_ERR" in cat.colnames and "TEFF_ERR_TOT" not in cat.colnames
+
+
+def test_gradients_command(mock, tmp_path, caplog):
+    """``ddpayne gradients MODEL`` gives the same per-label correlations as the train stage, draws Fig. 4,
+    and refuses a file that is not a gradient product with a clear message."""
+    root, _ = mock
+    model = root / "out" / "model" / "emulator.pt"
+    table, figure = tmp_path / "rho.ecsv", tmp_path / "fig04.png"
+    assert main(["gradients", str(model), "--table", str(table), "--figure", str(figure),
+                 "--label", "FE_H"]) == 0
+    rho = Table.read(table, format="ascii.ecsv")
+    stage = Table.read(root / "out" / "model" / "gradient-fidelity.ecsv", format="ascii.ecsv")
+    assert list(rho["LABEL"]) == list(stage["LABEL"])
+    # the stage reads its own re-encoded copy of the product (float16 on the run's pixels): not bit-identical
+    assert np.allclose(rho["RHO"], stage["RHO"], rtol=0, atol=2e-3) and list(rho["N_REF"]) == list(stage["N_REF"])
+    assert figure.stat().st_size > 10_000
+    not_gradients = root / "mock" / "mwsall-mock.fits"
+    assert main(["gradients", str(model), "--gradients", str(not_gradients)]) == 2
+    assert "not a ddpayne gradient-spectra file" in caplog.text
+    assert main(["gradients", str(tmp_path / "missing.pt")]) == 2
+    assert "missing.pt does not exist" in caplog.text

@@ -158,6 +158,26 @@ def reference_coverage(ref_labels, label_names: Sequence[str], label_min, label_
     return excess
 
 
+def inside_reference_points(emulator, gradients, train_labels=None, margin: float = 0.0,
+                            radius: float = 0.15) -> np.ndarray:
+    """Indices of the reference points of ``gradients`` inside the emulator's training coverage.
+
+    Parameters
+    ----------
+    emulator : Emulator
+    gradients : GradientSpectra
+        On the emulator's grid.
+    train_labels : ndarray, shape (n_train, n_labels), optional
+        The training labels (emulator order), for the nearest-star test of :func:`reference_coverage`.
+    margin, radius : float
+        Coverage settings (see :func:`reference_coverage`).
+    """
+    ref, _, _ = align_gradients(emulator.label_names, emulator.wavelength, gradients)
+    dist = reference_coverage(ref, emulator.label_names, emulator.label_min, emulator.label_max,
+                              train_labels=train_labels, margin=margin, radius=radius)
+    return np.flatnonzero(dist == 0)
+
+
 def model_gradients(emulator, gradients, labels: Sequence[str] | None = None, method: str = "finite",
                     refs=None, pixels=None, difference: str | None = None):
     """The emulator's gradient spectra at the reference points of ``gradients`` (torch tensor).
@@ -262,6 +282,10 @@ def gradient_correlation(emulator, gradients, labels: Sequence[str] | None = Non
     good = ~excluded_pixels(gradients, mask_hydrogen)
     out = Table(names=("LABEL", "RHO", "RHO_MEDIAN", "RHO_MIN", "N_REF", "RMS_PHYS", "RMS_DIFF"),
                 dtype=("U8", float, float, float, int, float, float))
+    for c in ("RHO", "RHO_MEDIAN", "RHO_MIN"):
+        out[c].format = ".3f"
+    for c in ("RMS_PHYS", "RMS_DIFF"):
+        out[c].format = ".3g"
     if inside.size == 0:
         log.warning("no reference point of %r lies inside the training coverage", gradients)
         for n in names:

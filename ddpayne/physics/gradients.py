@@ -285,6 +285,38 @@ class GradientSpectra:
                                self.gradients[np.ix_(ri, li)], self.base_flux[ri], mask=self.mask,
                                ref_kind=self.ref_kind[ri], provenance=dict(self.provenance))
 
+    def matched_to(self, wavelength, labels: Sequence[str] | None = None, what: str = "the spectra"
+                   ) -> "GradientSpectra":
+        """The same gradients on a subset of this grid (a run's ``wave_range`` or windows) and labels.
+
+        Parameters
+        ----------
+        wavelength : array_like
+            Pixels that must all be pixels of this object's grid (to 1e-6 Å).
+        labels : sequence of str, optional
+            Labels to keep, in this order (default: all).
+        what : str
+            What the grid belongs to, for error messages.
+
+        Raises
+        ------
+        KeyError
+            A requested label has no gradient spectra here.
+        ValueError
+            ``wavelength`` is not a subset of this grid.
+        """
+        grid = np.asarray(wavelength, dtype=float)
+        missing = [n for n in (labels or ()) if n not in self.label_names]
+        if missing:
+            raise KeyError(f"{self!r} has no gradient spectra for {missing}")
+        idx = np.clip(np.searchsorted(self.wavelength, grid), 0, self.wavelength.size - 1)
+        if not np.allclose(self.wavelength[idx], grid, rtol=0, atol=1e-6):
+            raise ValueError(f"{self!r} is on another wavelength grid than {what}")
+        sub = self.subset(labels=None if labels is None else list(labels))
+        return GradientSpectra(grid, sub.label_names, sub.ref_labels, sub.steps, sub.gradients[:, :, idx],
+                               sub.base_flux[:, idx], mask=sub.mask[idx], ref_kind=sub.ref_kind,
+                               provenance={**sub.provenance, "matched_to": what})
+
     # ------------------------------------------------------------------ I/O
     def _encoded(self) -> tuple[np.ndarray, np.ndarray]:
         return _encode(self.gradients)

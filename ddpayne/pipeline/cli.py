@@ -1,6 +1,7 @@
 """The ``ddpayne`` command line.
 
 ``ddpayne plugins`` lists the installed plugins; ``ddpayne prepare`` reads and prepares survey files;
+``ddpayne gradients`` compares a trained model's gradient spectra with the physical ones;
 ``ddpayne demo`` runs the pipeline on the bundled data. Each subcommand is a thin layer over the
 Python API.
 """
@@ -75,6 +76,65 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+def _cmd_gradients(args) -> int:
+    """Model vs physical gradient spectra of a trained emulator (paper Fig. 4) and their correlation."""
+    from pathlib import Path
+
+    import numpy as np
+    from astropy.table import Table
+
+    from ..exceptions import DDPayneError
+    from ..model.diagnostics import gradient_correlation, inside_reference_points
+    from ..model.emulator import load_emulator
+    from ..physics.build_gradients import DEFAULT_PRODUCT
+    from ..physics.gradients import GradientSpectra
+
+    src = Path(args.gradients) if args.gradients else DEFAULT_PRODUCT
+    for path in (Path(args.model), src):
+        if not path.exists():
+            raise DDPayneError(f"{path} does not exist")
+    try:
+        emu = load_emulator(args.model)
+        g = GradientSpectra.read(src)
+    except (ValueError, OSError, KeyError) as err:
+        raise DDPayneError(str(err)) from None
+    names = [n for n in emu.label_names if n in g.label_names]
+    if not names:
+        raise DDPayneError(f"{src} has gradient spectra for none of the model's labels {list(emu.label_names)}")
+    try:
+        g = g.matched_to(emu.wavelength, names, what=f"the model {args.model}")
+    except ValueError as err:
+        raise DDPayneError(f"{err}: give the gradient file made for the model's survey grid (--gradients)") from None
+    tl_path = Path(args.training_labels) if args.training_labels else Path(args.model).with_name("training-labels.ecsv")
+    train = None
+    if tl_path.exists():
+        tl = Table.read(tl_path, format="ascii.ecsv")
+        train = np.column_stack([np.asarray(tl[n], float) for n in emu.label_names])
+    else:
+        log.warning("no training labels (%s): coverage is the model's label box only", tl_path)
+    rho = gradient_correlation(emu, g, train_labels=train)
+    print(f"{emu!r}\nvs {src} ({g.n_ref} reference points; RHO over the points inside the training coverage)")
+    rho.pprint(max_lines=-1, max_width=-1)
+    if args.table:
+        rho.write(args.table, format="ascii.ecsv", overwrite=True)
+    if args.figure:
+        from ..plots.training import plot_gradient_comparison
+
+        if args.ref is None:
+            inside = inside_reference_points(emu, g, train_labels=train)
+            if not inside.size:
+                raise DDPayneError("no reference point lies inside the training coverage: choose one with --ref")
+            ref = int(inside[0])
+        else:
+            ref = args.ref
+        if args.label not in g.label_names:
+            raise DDPayneError(f"no {args.label} gradient for this model; labels: {list(g.label_names)}")
+        fig = plot_gradient_comparison(emu, g, args.label, ref=ref)
+        fig.savefig(args.figure, dpi=110)
+        print(args.figure)
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -117,6 +177,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--out", default="figures", help="output folder")
     sp.add_argument("--history", default=None, help="training history (model/history.ecsv)")
     sp.set_defaults(func=_cmd_plot)
+
+    sp = sub.add_parser("gradients", help="a trained model's gradient spectra vs the physical ones (Fig. 4)")
+    sp.add_argument("model", help="trained emulator file (e.g. ddpayne-output/model/emulator.pt)")
+    sp.add_argument("--gradients", default=None, help="gradient-spectra file (default: the bundled DESI product)")
+    sp.add_argument("--training-labels", default=None,
+                    help="the model's training labels (default: training-labels.ecsv beside the model)")
+    sp.add_argument("--table", default=None, help="write the per-label correlations to this ECSV file")
+    sp.add_argument("--figure", default=None, help="draw the comparison for --label at --ref to this PNG")
+    sp.add_argument("--label", default="MG_FE", help="label of the figure (default MG_FE)")
+    sp.add_argument("--ref", type=int, default=None,
+                    help="reference point of the figure (default: the first inside the training coverage)")
+    sp.set_defaults(func=_cmd_gradients)
 
     sp = sub.add_parser("demo", help="run the pipeline on the bundled (mock) data")
     sp.add_argument("-o", "--out", default="demo-output", help="output folder (default: demo-output)")

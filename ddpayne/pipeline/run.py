@@ -327,14 +327,10 @@ class Pipeline:
         if missing:
             raise DDPayneError(f"{src} has no gradient spectra for {missing}: train without them or use "
                                "another gradient file")
-        idx = np.searchsorted(g.wavelength, grid)
-        idx = np.clip(idx, 0, g.wavelength.size - 1)
-        if not np.allclose(g.wavelength[idx], grid, rtol=0, atol=1e-6):
-            raise DDPayneError(f"{src} is on another wavelength grid than the prepared spectra")
-        sub = g.subset(labels=list(label_names))
-        matched = GradientSpectra(grid, sub.label_names, sub.ref_labels, sub.steps, sub.gradients[:, :, idx],
-                                  sub.base_flux[:, idx], mask=sub.mask[idx], ref_kind=sub.ref_kind,
-                                  provenance={**sub.provenance, "matched_to": "pipeline training grid"})
+        try:
+            matched = g.matched_to(grid, list(label_names), what="pipeline training grid")
+        except ValueError:
+            raise DDPayneError(f"{src} is on another wavelength grid than the prepared spectra") from None
         path = self.out / "model" / "gradients.fits"
         matched.write(path)
         return path
@@ -552,7 +548,7 @@ class Pipeline:
         reference point inside the training coverage (from ``model/gradient-fidelity.ecsv``'s inputs)."""
         import matplotlib.pyplot as plt
 
-        from ..model.diagnostics import align_gradients, reference_coverage
+        from ..model.diagnostics import inside_reference_points
         from ..physics.gradients import GradientSpectra
         from ..plots.training import plot_gradient_comparison
 
@@ -566,9 +562,7 @@ class Pipeline:
             label = next(n for n in emu.label_names if n in grads.label_names)
         tl = Table.read(lpath, format="ascii.ecsv")
         train = np.column_stack([np.asarray(tl[n], float) for n in emu.label_names])
-        ref, _, _ = align_gradients(emu.label_names, emu.wavelength, grads)
-        inside = np.flatnonzero(reference_coverage(ref, emu.label_names, emu.label_min, emu.label_max,
-                                                   train_labels=train) == 0)
+        inside = inside_reference_points(emu, grads, train_labels=train)
         if not inside.size:
             log.info("no reference point inside the training coverage: Fig. 4 skipped")
             return None
