@@ -290,7 +290,7 @@ class Pipeline:
         from ..physics.gradients import GradientSpectra
 
         path = self.out / "model" / "gradients.fits"
-        if not path.exists():
+        if self.cfg.training.regularizer != "kurucz" or not path.exists():   # else the train stage just wrote it
             g = GradientSpectra.read(self._gradients_source())
             names = [n for n in ts.label_names if n in g.label_names]
             path = self._matched_gradients(ts.batch.wavelength, names)
@@ -545,7 +545,8 @@ class Pipeline:
 
     def _plot_gradient_figure(self, label: str = "MG_FE") -> Path | None:
         """Paper Fig. 4: the model's ``label`` gradient spectrum against the physical one, at the first
-        reference point inside the training coverage (from ``model/gradient-fidelity.ecsv``'s inputs)."""
+        reference point inside the training coverage (the product matched to the run, ``model/gradients.fits``,
+        and the training labels, ``model/training-labels.ecsv``)."""
         import matplotlib.pyplot as plt
 
         from ..model.diagnostics import inside_reference_points
