@@ -105,6 +105,27 @@ def test_library_build_and_status(tmp_path):
     assert set(back.labels["POP"]) <= {"thin", "thick", "halo", "ges"}
     st = runner.status(tmp_path)
     assert st["done"]["mock"] == 7 and st["reference_points_complete"] == 1
+    # fake results take no CPU time: nothing to estimate from, and no invented number
+    assert st["recent_median_cpu_seconds"] == {"grad": None, "mock": None} and st["remaining_cpu_hours"] is None
+
+
+def test_status_estimates_what_remains_from_recent_costs(tmp_path):
+    plan = runner.make_plan(n_mock=40)
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    (tmp_path / "results").mkdir()
+    grads = [j for j in plan["jobs"] if j["kind"] == "grad"][:16]   # reference point 0, complete
+    mocks = [j for j in plan["jobs"] if j["kind"] == "mock"][:10]
+    for i, j in enumerate(grads + mocks):
+        # old mock results ran slowly (a loaded machine); the estimate uses the recent medians
+        cpu = 30.0 if j["kind"] == "grad" else (100.0 if i < 16 + 2 else 20.0)
+        np.savez_compressed(runner.result_path(tmp_path, j["id"]), flux=np.ones(3, np.float32),
+                            seconds=cpu, cpu_seconds=cpu, finished=f"2026-12-02T00:{i:02d}:00")
+    st = runner.status(tmp_path, processes=4)
+    assert st["done"] == {"grad": 16, "mock": 10} and st["ref_ids_complete"] == [0]
+    assert st["recent_median_cpu_seconds"] == {"grad": 30.0, "mock": 20.0}
+    expect = ((101 * 16 - 16) * 30.0 + (40 - 10) * 20.0) / 3600
+    assert st["remaining_cpu_hours"] == pytest.approx(expect, abs=0.01)
+    assert st["remaining_hours_on_4_free_cores"] == pytest.approx(expect / 4, abs=0.01)
 
 
 def test_run_skips_finished_jobs(tmp_path, monkeypatch):

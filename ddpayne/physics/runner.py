@@ -376,32 +376,56 @@ def _run_locked(workdir: Path, processes: int, n_mock: int, settings: dict | Non
                f"{n_fail} failed\n")
 
 
-def status(workdir: str | Path) -> dict:
-    """Counts of finished jobs by kind and the number of complete reference points."""
+#: :func:`status` estimates each kind's cost from its most recent results (the machine's load varies).
+STATUS_RECENT = 200
+
+
+def status(workdir: str | Path, processes: int = 2) -> dict:
+    """Counts of finished jobs by kind, the complete reference points, and what remains in CPU time.
+
+    The cost of a job is the median ``cpu_seconds`` (MOOG included) of the :data:`STATUS_RECENT` most
+    recently finished results of its kind (the median ignores the few jobs that ran while a machine was
+    overloaded); the remaining CPU-hours and the wall-clock hours on ``processes`` free cores follow.
+    """
     workdir = Path(workdir)
     plan = load_plan(workdir)
     done = {j["id"] for j in plan["jobs"] if result_path(workdir, j["id"]).exists()}
-    by_kind = {}
+    by_kind: dict[str, list[int]] = {}
+    grad_ids: dict[int, list[str]] = {}
     for j in plan["jobs"]:
         d = by_kind.setdefault(j["kind"], [0, 0])
         d[1] += 1
         d[0] += j["id"] in done
-    refs_complete = sorted({j["ref"] for j in plan["jobs"] if j["kind"] == "grad"
-                            and all(k["id"] in done for k in plan["jobs"]
-                                    if k["kind"] == "grad" and k["ref"] == j["ref"])})
-    secs, cpu = [], []
+        if j["kind"] == "grad":
+            grad_ids.setdefault(j["ref"], []).append(j["id"])
+    refs_complete = sorted(r for r, ids in grad_ids.items() if all(i in done for i in ids))
+    kind_of = {j["id"]: j["kind"] for j in plan["jobs"]}
+    timing: dict[str, list[tuple[str, float, float]]] = {}
     for jid in done:
         try:
-            z = np.load(result_path(workdir, jid))
-            secs.append(float(z["seconds"]))
-            if "cpu_seconds" in z.files:
-                cpu.append(float(z["cpu_seconds"]))
-        except Exception:
+            with np.load(result_path(workdir, jid)) as z:
+                cpu = float(z["cpu_seconds"]) if "cpu_seconds" in z.files else float("nan")
+                timing.setdefault(kind_of[jid], []).append((str(z["finished"]), float(z["seconds"]), cpu))
+        except Exception:  # a result being written or damaged: counted as done, not timed
             pass
+    cost, wall = {}, []
+    for kind, rows in timing.items():
+        rows.sort()
+        wall += [r[1] for r in rows]
+        cpu = np.array([r[2] for r in rows[-STATUS_RECENT:]])
+        cost[kind] = float(np.nanmedian(cpu)) if np.isfinite(cpu).any() else None
+    remaining = {k: v[1] - v[0] for k, v in by_kind.items()}
+    for k in by_kind:
+        cost.setdefault(k, None)
+    known = all(cost[k] is not None for k, n in remaining.items() if n)   # else: no estimate, not a guess
+    cpu_h = sum(n * cost[k] for k, n in remaining.items() if n) / 3600.0 if known else None
     return {"done": {k: v[0] for k, v in by_kind.items()}, "planned": {k: v[1] for k, v in by_kind.items()},
             "reference_points_complete": len(refs_complete), "ref_ids_complete": refs_complete,
-            "mean_wall_seconds_per_spectrum_per_process": float(np.mean(secs)) if secs else None,
-            "mean_cpu_seconds_per_spectrum": float(np.mean(cpu)) if cpu else None}
+            "mean_wall_seconds_per_spectrum_per_process": float(np.mean(wall)) if wall else None,
+            "recent_median_cpu_seconds": cost,
+            "remaining_cpu_hours": None if cpu_h is None else round(cpu_h, 2),
+            f"remaining_hours_on_{processes}_free_cores": None if cpu_h is None else
+            round(cpu_h / max(processes, 1), 2)}
 
 
 def main(argv=None):
@@ -416,6 +440,7 @@ def main(argv=None):
     r.add_argument("--only", choices=["grad", "mock"])
     s = sub.add_parser("status")
     s.add_argument("--workdir", default="work-synth")
+    s.add_argument("--processes", type=int, default=2, help="cores for the wall-clock estimate")
     c = sub.add_parser("compact", help="move high-resolution depths out of old-format result files")
     c.add_argument("--workdir", default="work-synth")
     args = ap.parse_args(argv)
@@ -425,7 +450,7 @@ def main(argv=None):
     elif args.cmd == "run":
         run(args.workdir, processes=args.processes, n_mock=args.n_mock, max_jobs=args.max_jobs, only=args.only)
     else:
-        st = status(args.workdir)
+        st = status(args.workdir, processes=args.processes)
         st.pop("ref_ids_complete")
         print(json.dumps(st, indent=1))
 
