@@ -4,17 +4,20 @@
 #
 # Here, once (the wheels of what the GPU machine lacks, for its Python 3.12):
 #     bash benchmarks/gpu_checks.sh --fetch-wheels
-# Then, on the GPU machine, in the repository root (the results land in $OUT, default ./gpu-out):
-#     bash benchmarks/gpu_checks.sh            # at most ~9 min (run with timeout_s=600)
+# Then one device call, in the repository root, with carry [".whl"] and timeout_s 480 (the results land
+# in $OUT there, default ./gpu-out; the script exits non-zero if a step failed):
+#     bash benchmarks/gpu_checks.sh            # at most ~7 min
 #     QUICK=1 DEVICE=cpu bash benchmarks/gpu_checks.sh   # a smoke run of the same commands on a CPU
 #
 # What it runs, each under its own timeout so that one slow part cannot eat the others' time:
 #   1. benchmarks/bench_training.py: one epoch over 3627 stars x 7781 pixels against a naive per-pixel
 #      torch.nn loop (target: >= 50x), FLOP rate vs a dense matmul, host and GPU memory per epoch;
 #   2. benchmarks/science_training.py, gradient fidelity: the paper-like 40-neuron model on the whole
-#      committed mock library, per-label rho between model and physical gradient spectra.
-# The tree sent must be under the device tool's 64 MiB, and the synthesis results alone are more: move
-# them aside for the call (mv work-synth/results /tmp/results-aside) and back after it.
+#      committed mock library, per-label rho between model and physical gradient spectra, with as many
+#      of 2000 epochs as fit in 200 s (timed on the machine first).
+# The tree sent must be under the device tool's 64 MiB, and the synthesis results alone are more: stop
+# the synthesis runner (flock -n work-synth/runner.lock true succeeds when none runs), move the results
+# aside for the call (mv work-synth/results /tmp/results-aside) and back after it.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 # What the training benchmarks import beyond torch/numpy/scipy/pluggy/tqdm/psutil/matplotlib/pyyaml (there):
@@ -36,10 +39,12 @@ OUT=${OUT:-gpu-out}
 DEVICE=${DEVICE:-cuda}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-if [ -d .whl ] && ! python3 -c "import astropy" 2>/dev/null; then
+if ! python3 -c "import astropy" 2>/dev/null; then
+    [ -d .whl ] || { echo "astropy is missing and there is no .whl/: run --fetch-wheels here and carry .whl" >&2; exit 1; }
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         .whl/*.whl || exit 1
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+    python3 -c "import astropy.table" || exit 1
 fi
 if ! python3 -c "import ddpayne_mlp" 2>/dev/null; then   # registers the plugins' entry points
     python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . || exit 1
@@ -48,16 +53,24 @@ fi
   python3 -c "import torch, ddpayne; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'ddpayne', ddpayne.__version__)"
 } | tee "$OUT/machine.txt"
 
+failed=0
+step() {   # step NAME SECONDS CMD...: run with a timeout, keep its output, remember a failure
+    local name=$1 secs=$2; shift 2
+    timeout "$secs" "$@" 2>&1 | grep --line-buffered -v "training:" | tee "$OUT/$name.txt"
+    local rc=${PIPESTATUS[0]}
+    [ "$rc" -eq 0 ] || { echo "step $name failed (rc $rc)" | tee -a "$OUT/machine.txt"; failed=1; }
+}
 if [ -n "${QUICK:-}" ]; then
-    timeout 300 python3 benchmarks/bench_training.py --device "$DEVICE" --quick --epochs 2 --naive-pixels 5 \
-        --skip-regularizer 2>&1 | tee "$OUT/bench_training.txt"
-    timeout 300 python3 benchmarks/science_training.py --device "$DEVICE" --skip-small --epochs 2 \
-        --n-train 100 --hidden 5 --out "$OUT/science" 2>&1 | grep -v "training:" | tee "$OUT/science.txt"
-    exit 0
+    step bench_training 300 python3 benchmarks/bench_training.py --device "$DEVICE" --quick --epochs 2 \
+        --naive-pixels 5 --skip-regularizer
+    step science 300 python3 benchmarks/science_training.py --device "$DEVICE" --skip-small --epochs 2 \
+        --n-train 100 --hidden 5 --out "$OUT/science"
+else
+    # at most ~7 min of the call: ~30 s of setup + 150 s + 240 s (the probe and the budgeted training)
+    step bench_training 150 python3 benchmarks/bench_training.py --device "$DEVICE" --epochs 5 \
+        --naive-pixels 300 --analytic
+    step science 240 python3 benchmarks/science_training.py --device "$DEVICE" --skip-small --epochs 2000 \
+        --time-budget 200 --out "$OUT/science"
 fi
-# at most 10 min per device call: ~30 s of setup + 180 s + 330 s
-timeout 180 python3 benchmarks/bench_training.py --device "$DEVICE" --epochs 5 --naive-pixels 300 --analytic \
-    2>&1 | tee "$OUT/bench_training.txt"
-timeout 330 python3 benchmarks/science_training.py --device "$DEVICE" --skip-small --epochs 2000 \
-    --out "$OUT/science" 2>&1 | grep -v "training:" | tee "$OUT/science.txt"
 rm -rf "$OUT/science"/*-ckpt "$OUT/science"/*.pt   # $OUT returns at most 8 files of 16 MB
+exit $failed

@@ -74,14 +74,32 @@ def fidelity(lib, grads, args, out: Path) -> dict:
     ids = np.asarray(lib.labels["STAR_ID"])[pick] if "STAR_ID" in lib.labels.colnames else pick
     batch = noisy_batch(lib.flux[pick], lib.wavelength, snr, ids, rng)
     lab = label_array(lib.labels[pick], LABEL_NAMES)
-    s = TrainingSettings(epochs=args.epochs, seed=args.seed, device=args.device,
-                         checkpoint_every=max(1, args.epochs // 20), num_threads=args.threads)
+    epochs = args.epochs
+    if args.time_budget:   # time a few epochs, then fit the run into the budget (a lent GPU has minutes)
+        t0 = time.time()
+        probe = TrainingSettings(epochs=6, seed=args.seed, device=args.device, num_threads=args.threads,
+                                 progress=False)
+        secs = []
+        train_emulator(batch, lab, LABEL_NAMES, regularizer_options={"gradients": grads},
+                       emulator_options={"n_hidden": args.hidden}, settings=probe,
+                       callback=lambda epoch, row: secs.append(row["seconds"]))
+        probe_total = time.time() - t0
+        per_epoch = float(np.median(secs[1:]))            # the first epoch warms up
+        setup = max(probe_total - sum(secs), 0.0)          # paid again by the real run
+        left = args.time_budget - probe_total - setup
+        epochs = max(10, min(args.epochs, int(0.85 * left / per_epoch)))
+        print(f"time budget {args.time_budget:.0f} s: {per_epoch:.3f} s per epoch, {setup:.1f} s of setup "
+              f"-> {epochs} epochs", flush=True)
+    s = TrainingSettings(epochs=epochs, seed=args.seed, device=args.device,
+                         checkpoint_every=max(1, epochs // 20), num_threads=args.threads)
     emu, hist = train_emulator(batch, lab, LABEL_NAMES, regularizer_options={"gradients": grads},
                                emulator_options={"n_hidden": args.hidden}, settings=s,
                                checkpoint_dir=out / "fidelity-ckpt", output=out / "fidelity.pt")
     hist.write(out / "fidelity-history.ecsv", format="ascii.ecsv", overwrite=True)
     rho = gradient_correlation(emu, grads, train_labels=lab)
+    rho.meta.update({"N_TRAIN": int(n), "EPOCHS": int(epochs), "N_HIDDEN": int(args.hidden)})
     rho.write(out / "fidelity-rho.ecsv", format="ascii.ecsv", overwrite=True)
+    print(f"{n} training stars, {epochs} epochs, {args.hidden} neurons")
     print(rho)
     from ddpayne.plots.training import plot_gradient_comparison, plot_loss_history
 
@@ -157,6 +175,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--time-budget", type=float, default=None,
+                    help="seconds for the fidelity training: fewer epochs than --epochs if they would not fit")
     ap.add_argument("--skip-fidelity", action="store_true")
     ap.add_argument("--skip-small", action="store_true")
     args = ap.parse_args(argv)

@@ -100,6 +100,7 @@ def test_robust_sigma_is_a_gaussian_sigma_that_ignores_outliers_and_nans():
     x = rng.normal(5.0, 2.0, (40000, 3))
     x[:400, 0] = 1e6            # 1 % wild outliers
     x[:100, 1] = np.nan
+    x[100:18000, 1] = np.inf      # 45 %: ignored like NaN, not counted as huge values
     x[:, 2] = np.nan
     s = robust_sigma(x, axis=0)
     assert s[0] == pytest.approx(2.0, rel=0.03) and s[1] == pytest.approx(2.0, rel=0.03)

@@ -37,17 +37,32 @@ def test_repair_interpolates_and_refuses_too_much():
     run = np.ones(3335)
     run[1533:1539] = np.nan
     assert repair_overflows(run)[1] == 6
-    with pytest.raises(SynthesisError, match="too long"):           # a longer gap inside a line is not a glitch
+    with pytest.raises(SynthesisError, match="run of 11 points .next to a line, limit 10"):
         repair_overflows(np.r_[np.ones(3000), 0.9, np.full(MAX_OVERFLOW_RUN + 1, np.nan), np.ones(3000)])
-    # twelve points between continuum neighbours, as MOOG printed at 7043.3 Å (air) for mock-00761
-    gap = np.r_[np.ones(1811), np.full(12, np.nan), np.ones(1500)]
-    fixed, n = repair_overflows(gap)
-    assert n == 12 and np.all(fixed == 1.0)
-    with pytest.raises(SynthesisError, match="too long"):           # but not wider than 1.2 Å
-        repair_overflows(np.r_[np.ones(9000), np.full(MAX_OVERFLOW_RUN_CONTINUUM + 1, np.nan), np.ones(9000)])
-    with pytest.raises(SynthesisError, match="too many"):           # nor are many of them
-        bad = np.ones(1000)
+    with pytest.raises(SynthesisError, match="too many to repair .49 next to lines"):
+        bad = np.linspace(0.5, 0.9, 1000)
         bad[10:990:20] = np.nan
         repair_overflows(bad)
     with pytest.raises(SynthesisError, match="ends of the run"):
         repair_overflows(np.array([np.nan, 1.0, 1.0]))
+
+
+def test_repair_of_gaps_between_continuum_points_in_real_chunk_sizes():
+    # a mock-star MOOG run (100 Å at 0.03 Å: 3334 points); mock-00761 printed 12 points at 7043.3 Å (air)
+    # and 1 more elsewhere in the same run, all between neighbours of depth 0.0000
+    chunk = np.ones(3334)
+    chunk[1811:1823] = np.nan
+    chunk[142] = np.nan
+    fixed, n = repair_overflows(chunk)
+    assert n == 13 and np.all(fixed == 1.0)
+    wide = np.ones(3334)
+    wide[1000:1000 + MAX_OVERFLOW_RUN_CONTINUUM] = np.nan      # 1.2 Å: still repaired
+    assert repair_overflows(wide)[1] == MAX_OVERFLOW_RUN_CONTINUUM
+    wide[1000 + MAX_OVERFLOW_RUN_CONTINUUM] = np.nan            # 41 points: no longer a glitch
+    with pytest.raises(SynthesisError, match="run of 41 points .between continuum, limit 40"):
+        repair_overflows(wide)
+    many = np.ones(3334)
+    for k in range(3):                                         # 3 x 30 = 90 points > 2 % of 3334
+        many[500 + 1000 * k:530 + 1000 * k] = np.nan
+    with pytest.raises(SynthesisError, match="too many to repair .0 next to lines, 90 between"):
+        repair_overflows(many)

@@ -109,15 +109,17 @@ def test_library_build_and_status(tmp_path):
     assert st["recent_median_cpu_seconds"] == {"grad": None, "mock": None} and st["remaining_cpu_hours"] is None
 
 
-def test_status_estimates_what_remains_from_recent_costs(tmp_path):
+def test_status_estimates_what_remains_from_recent_costs(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "STATUS_RECENT", 5)
     plan = runner.make_plan(n_mock=40)
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     (tmp_path / "results").mkdir()
     grads = [j for j in plan["jobs"] if j["kind"] == "grad"][:16]   # reference point 0, complete
     mocks = [j for j in plan["jobs"] if j["kind"] == "mock"][:10]
     for i, j in enumerate(grads + mocks):
-        # old mock results ran slowly (a loaded machine); the estimate uses the recent medians
-        cpu = 30.0 if j["kind"] == "grad" else (100.0 if i < 16 + 2 else 20.0)
+        # the 5 oldest mock results ran slowly (a loaded machine): the median of all 10 would be 60 s, the
+        # estimate uses the 5 most recent (20 s)
+        cpu = 30.0 if j["kind"] == "grad" else (100.0 if i < 16 + 5 else 20.0)
         np.savez_compressed(runner.result_path(tmp_path, j["id"]), flux=np.ones(3, np.float32),
                             seconds=cpu, cpu_seconds=cpu, finished=f"2026-12-02T00:{i:02d}:00")
     st = runner.status(tmp_path, processes=4)
@@ -155,6 +157,46 @@ def test_second_run_in_same_workdir_is_refused(tmp_path, monkeypatch):
     assert not (tmp_path / "progress.log").exists()
     runner.run(tmp_path, processes=1, max_jobs=0)  # released: runs (nothing to do)
     assert "start:" in (tmp_path / "progress.log").read_text()
+
+
+def test_lock_is_released_when_its_holder_ends_even_if_a_forked_worker_lives_on(tmp_path, monkeypatch):
+    """flock is shared with forked children: pool workers close their copy (``_init_worker``), so a run
+    killed while a worker hangs on does not leave the folder locked."""
+    import os
+    import time
+
+    from ddpayne import registry
+    from ddpayne.io.atomic import WorkdirLocked, workdir_lock
+
+    monkeypatch.setattr(registry, "create", lambda *a, **k: object())
+    with workdir_lock(tmp_path, "runner.lock") as fd:
+        pid = os.fork()
+        if pid == 0:   # a pool worker: initialised as the runner initialises them, then outlives the parent
+            try:
+                runner._init_worker("moog", {"grad": {}}, str(tmp_path), fd)
+                time.sleep(3)
+            finally:
+                os._exit(0)
+        time.sleep(0.5)
+    try:
+        with workdir_lock(tmp_path, "runner.lock"):   # the child still runs, the lock is free
+            pass
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    # without the close, the child would hold it: the rule the worker initialiser follows
+    with workdir_lock(tmp_path, "runner.lock"):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(3)
+            os._exit(0)
+    try:
+        with pytest.raises(WorkdirLocked):
+            with workdir_lock(tmp_path, "runner.lock"):
+                pass
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
 
 
 def test_redegrade_from_hires():

@@ -63,6 +63,8 @@ def robust_sigma(x: np.ndarray, axis: int | None = None):
     if axis is not None:
         import warnings
 
+        x = np.where(np.isfinite(x), x, np.nan)   # ±inf ignored like NaN, as on the whole-array path
+
         with warnings.catch_warnings():  # an all-NaN column gives NaN, which is the answer
             warnings.simplefilter("ignore", RuntimeWarning)
             return 1.4826 * np.nanmedian(np.abs(x - np.nanmedian(x, axis=axis, keepdims=True)), axis=axis)

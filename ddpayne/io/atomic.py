@@ -7,6 +7,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..exceptions import DDPayneError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[str]:
@@ -30,17 +32,20 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[str
             os.unlink(tmp)
 
 
-class WorkdirLocked(RuntimeError):
+class WorkdirLocked(DDPayneError):
     """Another live process holds the lock of a working folder."""
 
 
 @contextlib.contextmanager
-def workdir_lock(workdir: str | os.PathLike, name: str = ".lock") -> Iterator[Path]:
+def workdir_lock(workdir: str | os.PathLike, name: str = ".lock") -> Iterator[int]:
     """Hold an exclusive lock on ``workdir`` so that two runs never work in one folder at once.
 
     The lock is an advisory ``flock`` on ``<workdir>/<name>``: the operating system drops it when its
     process ends, however it ends, so a killed run never leaves a stale lock behind and the next run
     resumes at once. The file records the holder's pid and host for the error message.
+
+    Yields the lock's file descriptor: a process forked while the lock is held shares it, so a child that
+    could outlive its parent (a pool worker) must ``os.close`` it, or it keeps the folder locked.
 
     Raises
     ------
@@ -65,6 +70,6 @@ def workdir_lock(workdir: str | os.PathLike, name: str = ".lock") -> Iterator[Pa
         fh.truncate()
         fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
         fh.flush()
-        yield path
+        yield fh.fileno()
     finally:
         fh.close()

@@ -270,9 +270,14 @@ def degraded_flux(result: dict, instrument: str = "desi") -> tuple[np.ndarray, n
 _SYN: dict = {}
 
 
-def _init_worker(synth_name: str, settings_by_kind: dict, tmpdir: str) -> None:
+def _init_worker(synth_name: str, settings_by_kind: dict, tmpdir: str, lock_fd: int | None = None) -> None:
     global _SYN
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if lock_fd is not None:   # the parent's workdir lock: an orphaned worker must not keep the folder locked
+        try:
+            os.close(lock_fd)
+        except OSError:
+            pass
     from .. import registry
     _SYN = {kind: registry.create("synthesizer", synth_name, settings=st, workdir=tmpdir)
             for kind, st in settings_by_kind.items()}
@@ -312,12 +317,12 @@ def run(workdir: str | Path, processes: int = 2, n_mock: int = DEFAULT_N_MOCK, s
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    with workdir_lock(workdir, "runner.lock"):
-        _run_locked(workdir, processes, n_mock, settings, synthesizer, max_jobs, only)
+    with workdir_lock(workdir, "runner.lock") as lock_fd:
+        _run_locked(workdir, processes, n_mock, settings, synthesizer, max_jobs, only, lock_fd)
 
 
 def _run_locked(workdir: Path, processes: int, n_mock: int, settings: dict | None, synthesizer: str,
-                max_jobs: int | None, only: str | None) -> None:
+                max_jobs: int | None, only: str | None, lock_fd: int | None = None) -> None:
     (workdir / "results").mkdir(parents=True, exist_ok=True)
     (workdir / "tmp").mkdir(exist_ok=True)
     pp = plan_path(workdir)
@@ -352,7 +357,7 @@ def _run_locked(workdir: Path, processes: int, n_mock: int, settings: dict | Non
     ctx = mp.get_context("fork")
     by_kind = {k: job_settings(plan, {"kind": k}) for k in ("grad", "mock")}
     with ctx.Pool(processes, initializer=_init_worker,
-                  initargs=(plan["synthesizer"], by_kind, str(workdir / "tmp"))) as pool:
+                  initargs=(plan["synthesizer"], by_kind, str(workdir / "tmp"), lock_fd)) as pool:
         bar = tqdm(total=len(jobs), desc="syntheses", unit="spec", smoothing=0.05)
         for job_id, sec, err in pool.imap(_run_job, [(j, str(workdir), job_settings(plan, j)) for j in jobs],
                                           chunksize=1):
@@ -448,7 +453,13 @@ def main(argv=None):
     if args.cmd == "compact":
         print(f"{compact(args.workdir)} results compacted")
     elif args.cmd == "run":
-        run(args.workdir, processes=args.processes, n_mock=args.n_mock, max_jobs=args.max_jobs, only=args.only)
+        from ..exceptions import DDPayneError
+        try:
+            run(args.workdir, processes=args.processes, n_mock=args.n_mock, max_jobs=args.max_jobs,
+                only=args.only)
+        except DDPayneError as err:   # e.g. another run holds the folder
+            logging.getLogger(__name__).error("%s", err)
+            raise SystemExit(2) from None
     else:
         st = status(args.workdir, processes=args.processes)
         st.pop("ref_ids_complete")

@@ -98,11 +98,12 @@ def _cmd_gradients(args) -> int:
         g = GradientSpectra.read(src)
     except (ValueError, OSError, KeyError) as err:
         raise DDPayneError(str(err)) from None
-    names = [n for n in emu.label_names if n in g.label_names]
-    if not names:
-        raise DDPayneError(f"{src} has gradient spectra for none of the model's labels {list(emu.label_names)}")
+    missing = [n for n in emu.label_names if n not in g.label_names]
+    if missing:   # the model's gradients are taken at the reference points' full label vectors
+        raise DDPayneError(f"{src} has no gradient spectra for the model's labels {missing}: give a gradient "
+                           "file with all of them (--gradients)")
     try:
-        g = g.matched_to(emu.wavelength, names, what=f"the model {args.model}")
+        g = g.matched_to(emu.wavelength, list(emu.label_names), what=f"the model {args.model}")
     except ValueError as err:
         raise DDPayneError(f"{err}: give the gradient file made for the model's survey grid (--gradients)") from None
     tl_path = Path(args.training_labels) if args.training_labels else Path(args.model).with_name("training-labels.ecsv")

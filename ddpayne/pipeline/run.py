@@ -231,8 +231,8 @@ class Pipeline:
                         "will have formal errors only", err)
         try:
             self._gradient_fidelity(ts, emulator)
-        except (DDPayneError, ValueError, OSError) as err:   # a diagnostic: never loses the model
-            log.warning("model-vs-physics gradient correlation not measured (%s)", err)
+        except Exception as err:   # noqa: BLE001 -- a diagnostic: whatever fails, the trained model is kept
+            log.warning("model-vs-physics gradient correlation not measured (%s: %s)", type(err).__name__, err)
         self._mark_done(model_path, digest, n_train=len(ts))
         self._emulator = emulator
         return emulator
@@ -278,13 +278,14 @@ class Pipeline:
                  ", ".join(f"{r['LABEL']} {r['SYS']:.3g}" for r in table))
         return table
 
-    def _gradient_fidelity(self, ts, emulator) -> Table:
+    def _gradient_fidelity(self, ts, emulator) -> Table | None:
         """Per-label correlation of the model's gradient spectra with the physical ones (paper Fig. 4).
 
         Measured at the reference points of the gradient product inside the training coverage
         (:func:`ddpayne.model.diagnostics.gradient_correlation`) and written to
         ``model/gradient-fidelity.ecsv``; also for a model trained without the regularizer, which shows
-        what the regularizer would change. Labels missing from the product are left out.
+        what the regularizer would change. A model with labels that the product lacks is not measured
+        (the comparison needs every label at the reference points); a warning says so.
         """
         from ..model.diagnostics import gradient_correlation
         from ..physics.gradients import GradientSpectra
@@ -292,8 +293,12 @@ class Pipeline:
         path = self.out / "model" / "gradients.fits"
         if self.cfg.training.regularizer != "kurucz" or not path.exists():   # else the train stage just wrote it
             g = GradientSpectra.read(self._gradients_source())
-            names = [n for n in ts.label_names if n in g.label_names]
-            path = self._matched_gradients(ts.batch.wavelength, names)
+            missing = [n for n in ts.label_names if n not in g.label_names]
+            if missing:
+                log.warning("%s has no gradient spectra for %s: the model's gradients are not compared with "
+                            "physics", self._gradients_source(), missing)
+                return None
+            path = self._matched_gradients(ts.batch.wavelength, list(ts.label_names))
         grads = GradientSpectra.read(path)
         rho = gradient_correlation(emulator, grads, train_labels=ts.labels)
         rho.meta["GRADIENTS"] = str(path.name)
@@ -538,8 +543,8 @@ class Pipeline:
         written = make_figures(cat, self.out / "figures", history=self.out / "model" / "history.ecsv")
         try:
             fig4 = self._plot_gradient_figure()
-        except (DDPayneError, ValueError, OSError) as err:
-            log.warning("Fig. 4 (model vs physical gradient spectrum) not drawn (%s)", err)
+        except Exception as err:   # noqa: BLE001 -- a figure never fails the stage
+            log.warning("Fig. 4 (model vs physical gradient spectrum) not drawn (%s: %s)", type(err).__name__, err)
             fig4 = None
         return written + ([fig4] if fig4 else [])
 
@@ -560,7 +565,11 @@ class Pipeline:
         emu = self.emulator
         grads = GradientSpectra.read(gpath)
         if label not in grads.label_names or label not in emu.label_names:
-            label = next(n for n in emu.label_names if n in grads.label_names)
+            shared = [n for n in emu.label_names if n in grads.label_names]
+            if not shared:
+                log.info("the gradient file shares no label with the model: Fig. 4 skipped")
+                return None
+            label = shared[0]
         tl = Table.read(lpath, format="ascii.ecsv")
         train = np.column_stack([np.asarray(tl[n], float) for n in emu.label_names])
         inside = inside_reference_points(emu, grads, train_labels=train)

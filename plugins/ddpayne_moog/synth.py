@@ -292,10 +292,12 @@ def _par(start: float, stop: float, settings: SynthSettings, strong: bool) -> st
 #: synthesis points (10 × 0.03 Å = 0.3 Å, a fifth of DESI's resolution element), and the largest fraction
 #: of a MOOG run's points that may be repaired; beyond either the run fails.
 MAX_OVERFLOW_RUN = 10
-#: Longest run repaired when both its neighbours are pure continuum (depth printed as 0.0000): 40 points
-#: = 1.2 Å, under DESI's resolution element (1.3–1.8 Å FWHM), so nothing resolvable can hide in it.
-MAX_OVERFLOW_RUN_CONTINUUM = 40
 MAX_OVERFLOW_FRACTION = 0.005
+#: Longest run repaired when both its neighbours are pure continuum (depth printed as 0.0000): 40 points
+#: = 1.2 Å, under DESI's resolution element (1.3–1.8 Å FWHM), so nothing resolvable can hide in it; such
+#: runs may cover up to :data:`MAX_CONTINUUM_OVERFLOW_FRACTION` of a MOOG run's points in all.
+MAX_OVERFLOW_RUN_CONTINUUM = 40
+MAX_CONTINUUM_OVERFLOW_FRACTION = 0.02
 #: Depth below which a neighbour counts as continuum (MOOG prints it as 0.0000).
 CONTINUUM_DEPTH = 5e-5
 
@@ -309,11 +311,12 @@ def repair_overflows(flux: np.ndarray, where: str = "") -> tuple[np.ndarray, int
     neighbours of depth exactly 0, i.e. at lines that absorb nothing measurable; interpolating from the
     neighbours changes the spectrum degraded to survey resolution by far less than survey noise.
 
-    A run is repaired when it has at most :data:`MAX_OVERFLOW_RUN` points, or at most
-    :data:`MAX_OVERFLOW_RUN_CONTINUUM` points with both neighbours at continuum (depth <
-    :data:`CONTINUUM_DEPTH`). A longer run, more overflowed points in all than :data:`MAX_OVERFLOW_RUN` or
-    :data:`MAX_OVERFLOW_FRACTION` of the points (whichever is larger), or a point at either end raises
-    :class:`SynthesisError`.
+    A run between two continuum neighbours (depth < :data:`CONTINUUM_DEPTH`) is repaired when it has at
+    most :data:`MAX_OVERFLOW_RUN_CONTINUUM` points, and such runs may hold up to that many or
+    :data:`MAX_CONTINUUM_OVERFLOW_FRACTION` of the points (whichever is larger); any other run may have at most
+    :data:`MAX_OVERFLOW_RUN` points, and such runs at most :data:`MAX_OVERFLOW_RUN` or
+    :data:`MAX_OVERFLOW_FRACTION` of the points in all (whichever is larger). Beyond these, or with a point
+    at either end, :class:`SynthesisError` says which rule failed.
 
     Returns
     -------
@@ -326,18 +329,24 @@ def repair_overflows(flux: np.ndarray, where: str = "") -> tuple[np.ndarray, int
     n = int(bad.sum())
     if n == 0:
         return flux, 0
+    head = f"MOOG printed {n} overflowed depths (*******) {where}"
+    if bad[0] or bad[-1]:
+        raise SynthesisError(f"{head}: at the ends of the run, where nothing can be interpolated")
     edges = np.flatnonzero(np.diff(np.r_[0, bad.astype(np.int8), 0]))
     starts, stops = edges[::2], edges[1::2]
     lengths = stops - starts
-    longest = int(lengths.max())
-    too_long = False
-    if not (bad[0] or bad[-1]):
-        continuum = ((1.0 - flux[starts - 1]) < CONTINUUM_DEPTH) & ((1.0 - flux[stops]) < CONTINUUM_DEPTH)
-        limit = np.where(continuum, MAX_OVERFLOW_RUN_CONTINUUM, MAX_OVERFLOW_RUN)
-        too_long = bool(np.any(lengths > limit))
-    if bad[0] or bad[-1] or too_long or n > max(MAX_OVERFLOW_RUN, MAX_OVERFLOW_FRACTION * flux.size):
-        raise SynthesisError(f"MOOG printed {n} overflowed depths (*******) {where} (longest run {longest} "
-                             f"points): too many, too long or at the ends of the run to repair")
+    continuum = ((1.0 - flux[starts - 1]) < CONTINUUM_DEPTH) & ((1.0 - flux[stops]) < CONTINUUM_DEPTH)
+    limit = np.where(continuum, MAX_OVERFLOW_RUN_CONTINUUM, MAX_OVERFLOW_RUN)
+    if np.any(lengths > limit):
+        k = int(np.argmax(lengths - limit))
+        raise SynthesisError(f"{head}: a run of {lengths[k]} points "
+                             f"({'between continuum' if continuum[k] else 'next to a line'}, limit {limit[k]}) "
+                             f"is too long to repair")
+    n_line, n_cont = int(lengths[~continuum].sum()), int(lengths[continuum].sum())
+    if n_line > max(MAX_OVERFLOW_RUN, MAX_OVERFLOW_FRACTION * flux.size) or \
+            n_cont > max(MAX_OVERFLOW_RUN_CONTINUUM, MAX_CONTINUUM_OVERFLOW_FRACTION * flux.size):
+        raise SynthesisError(f"{head}: too many to repair ({n_line} next to lines, {n_cont} between "
+                             f"continuum points, of {flux.size})")
     x = np.arange(flux.size)
     out = flux.copy()
     out[bad] = np.interp(x[bad], x[~bad], flux[~bad])
