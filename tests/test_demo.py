@@ -36,6 +36,11 @@ def test_demo_physical_library_path(tmp_path, capsys, monkeypatch):
     assert "the physical library" in out and "ANALYTIC STAND-IN" not in out
     cfg = (tmp_path / "demo.toml").read_text()
     assert 'regularizer = "kurucz"' in cfg and "[[3850, 4450]" in cfg
+    # a fixed regularizer cost per step, whatever the size of the product: the setting reaches the regularizer
+    assert f"refs_per_step = {demo.DEMO_REFS_PER_STEP}" in cfg
+    from ddpayne.model.emulator import load_emulator
+    prov = load_emulator(tmp_path / "run" / "model" / "emulator.pt").provenance
+    assert prov["regularizer"]["refs_per_step"] == demo.DEMO_REFS_PER_STEP
     cat = read_catalogue(tmp_path / "run" / "catalogue.fits")
     assert cat.meta["LABELS"] == list(LABEL_NAMES)
     assert all(f"{n}_CRB" in cat.colnames for n in LABEL_NAMES)

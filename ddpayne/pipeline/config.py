@@ -92,6 +92,9 @@ class TrainingConfig:
     regularizer: str = "kurucz"
     #: Gradient-spectra file for the regularizer; empty: the bundled DESI product.
     gradients: str = ""
+    #: Reference points of the gradient file used per optimiser step (0: all). A random subset each step,
+    #: scaled to the full penalty: the regularizer's cost stays fixed as the product fills in.
+    refs_per_step: int = 0
     #: A trained model to load instead of training.
     model: str = ""
     #: Neurons per hidden layer of the per-pixel network (paper: 40).

@@ -26,6 +26,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+#: Reference points of the gradient product the demo's regularizer uses per optimiser step (a random
+#: subset each step), so that the demo's training time does not grow as the product fills in.
+DEMO_REFS_PER_STEP = 6
 #: The physical mock library is used once it has at least this many stars.
 MIN_PHYSICAL_STARS = 300
 from ..mock.standin import STANDIN_LABELS  # noqa: E402
@@ -143,7 +146,7 @@ wave_range = {wr}   # part of the grid, to train in minutes on a laptop
 
 [training]
 regularizer = "{'kurucz' if physical else 'none'}"
-{lab}epochs = {demo_epochs(n_spectra, quick)}   # {DEMO_STEPS} optimizer steps (paper: 10,000 epochs)
+{'refs_per_step = ' + str(DEMO_REFS_PER_STEP) + '   # a random subset of the reference points each step: a fixed cost' + chr(10) if physical else ''}{lab}epochs = {demo_epochs(n_spectra, quick)}   # {DEMO_STEPS} optimizer steps (paper: 10,000 epochs)
 batch_size = {BATCH_SIZE}
 final_learning_rate = {0.001 if quick else 0.0001}
 n_hidden = 10

@@ -208,6 +208,8 @@ class Pipeline:
         reg_options = {}
         if tc.regularizer == "kurucz":
             reg_options["gradients"] = str(self._matched_gradients(ts.batch.wavelength, ts.label_names))
+            if tc.refs_per_step > 0:
+                reg_options["refs_per_step"] = tc.refs_per_step
         settings = TrainingSettings(epochs=tc.epochs, batch_size=tc.batch_size, seed=tc.seed, device=tc.device,
                                     learning_rate=tc.learning_rate, final_learning_rate=tc.final_learning_rate,
                                     validation_fraction=tc.validation_fraction,
