@@ -169,15 +169,19 @@ def test_lock_is_released_when_its_holder_ends_even_if_a_forked_worker_lives_on(
     from ddpayne.io.atomic import WorkdirLocked, workdir_lock
 
     monkeypatch.setattr(registry, "create", lambda *a, **k: object())
+    ready_r, ready_w = os.pipe()
     with workdir_lock(tmp_path, "runner.lock") as fd:
         pid = os.fork()
         if pid == 0:   # a pool worker: initialised as the runner initialises them, then outlives the parent
             try:
                 runner._init_worker("moog", {"grad": {}}, str(tmp_path), fd)
-                time.sleep(3)
+                os.write(ready_w, b"1")
+                time.sleep(5)
             finally:
                 os._exit(0)
-        time.sleep(0.5)
+        assert os.read(ready_r, 1) == b"1"   # the worker is initialised (and still running)
+    os.close(ready_r)
+    os.close(ready_w)
     try:
         with workdir_lock(tmp_path, "runner.lock"):   # the child still runs, the lock is free
             pass
