@@ -176,7 +176,7 @@ def test_lock_is_released_when_its_holder_ends_even_if_a_forked_worker_lives_on(
             try:
                 runner._init_worker("moog", {"grad": {}}, str(tmp_path), fd)
                 os.write(ready_w, b"1")
-                time.sleep(5)
+                time.sleep(30)   # killed below
             finally:
                 os._exit(0)
         assert os.read(ready_r, 1) == b"1"   # the worker is initialised (and still running)
@@ -192,7 +192,7 @@ def test_lock_is_released_when_its_holder_ends_even_if_a_forked_worker_lives_on(
     with workdir_lock(tmp_path, "runner.lock"):
         pid = os.fork()
         if pid == 0:
-            time.sleep(3)
+            time.sleep(30)   # killed below
             os._exit(0)
     try:
         with pytest.raises(WorkdirLocked):
