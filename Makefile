@@ -19,8 +19,8 @@ test: install
 docs:
 	$(PYTHON) -m sphinx -W --keep-going -b html docs docs/_build/html
 
-bench:
-	$(PYTHON) benchmarks/run_all.py
+bench:  # a smoke run of the training benchmarks; each full measurement's command is in docs/performance.rst
+	QUICK=1 DEVICE=cpu OUT=bench-output bash benchmarks/gpu_checks.sh
 
 clean:
-	rm -rf build dist *.egg-info docs/_build demo-output
+	rm -rf build dist *.egg-info docs/_build demo-output bench-output
