@@ -33,6 +33,8 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", default="1000,10000", help="comma-separated optimizer-step budgets")
+    ap.add_argument("--refs-per-step", default=None,
+                    help="comma-separated regularizer reference points per step to compare (0: all), at each budget")
     ap.add_argument("--out", default="work-demo-training")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -45,9 +47,11 @@ def main(argv=None) -> int:
     truth = Table.read(paths["truth"])
     ref_ids = np.asarray(Table.read(paths["reference"])["TARGETID"])
     results = []
-    for steps in [int(s) for s in args.steps.split(",")]:
+    refs_list = [int(r) for r in args.refs_per_step.split(",")] if args.refs_per_step else [demo.DEMO_REFS_PER_STEP]
+    for steps, refs in [(int(s), r) for s in args.steps.split(",") for r in refs_list]:
         demo.DEMO_STEPS = steps
-        run = out / f"steps-{steps}"
+        demo.DEMO_REFS_PER_STEP = refs
+        run = out / f"steps-{steps}-refs-{refs}"
         run.mkdir(exist_ok=True)
         cfg = run / "demo.toml"
         text = demo._config_text(None, False, physical=True, n_spectra=n_spectra)
@@ -57,11 +61,12 @@ def main(argv=None) -> int:
         seconds = time.perf_counter() - t0
         held = ~np.isin(np.asarray(cat["TARGETID"]), ref_ids)
         v = {str(r["QUANTITY"]): r for r in validate(cat[held], truth)}
-        results.append((steps, seconds, int(held.sum()), v))
+        results.append((f"{steps} optimizer steps, {refs or 'all'} reference points per step", seconds,
+                        int(held.sum()), v))
     base = results[0][3]
     print(f"library: {why}; {n_spectra} spectra, reference fraction {demo.REF_FRACTION}")
-    for steps, seconds, n_held, v in results:
-        print(f"\n{steps} optimizer steps: pipeline {seconds:.0f} s; {n_held} held-out survey spectra")
+    for name, seconds, n_held, v in results:
+        print(f"\n{name}: pipeline {seconds:.0f} s; {n_held} held-out survey spectra")
         print(f"  {'label':<7} {'scatter':>9} {'vs base':>8} {'scatter/median tot':>19}")
         for n in SHOWN:
             r = v[n]
