@@ -134,6 +134,8 @@ def make_demo_survey(outdir: Path, library, n_stars: int) -> tuple[dict, int]:
 def _config_text(labels, quick: bool, physical: bool, n_spectra: int = 400) -> str:
     lab = "" if labels is None else "labels = [" + ", ".join(f'"{n}"' for n in labels) + "]\n"
     wr = PHYSICAL_WINDOWS if physical else STANDIN_WINDOW
+    refs = (f"refs_per_step = {DEMO_REFS_PER_STEP}   # a random subset of the reference points each step: "
+            "a fixed cost\n") if physical else ""
     return f"""# written by `ddpayne demo`
 [data]
 spectra = ["mock/coadd-*.fits"]
@@ -146,7 +148,7 @@ wave_range = {wr}   # part of the grid, to train in minutes on a laptop
 
 [training]
 regularizer = "{'kurucz' if physical else 'none'}"
-{'refs_per_step = ' + str(DEMO_REFS_PER_STEP) + '   # a random subset of the reference points each step: a fixed cost' + chr(10) if physical else ''}{lab}epochs = {demo_epochs(n_spectra, quick)}   # {DEMO_STEPS} optimizer steps (paper: 10,000 epochs)
+{refs}{lab}epochs = {demo_epochs(n_spectra, quick)}   # {DEMO_STEPS} optimizer steps (paper: 10,000 epochs)
 batch_size = {BATCH_SIZE}
 final_learning_rate = {0.001 if quick else 0.0001}
 n_hidden = 10

@@ -280,26 +280,21 @@ class Pipeline:
                  ", ".join(f"{r['LABEL']} {r['SYS']:.3g}" for r in table))
         return table
 
-    def _gradient_fidelity(self, ts, emulator) -> Table | None:
+    def _gradient_fidelity(self, ts, emulator) -> Table:
         """Per-label correlation of the model's gradient spectra with the physical ones (paper Fig. 4).
 
         Measured at the reference points of the gradient product inside the training coverage
         (:func:`ddpayne.model.diagnostics.gradient_correlation`) and written to
         ``model/gradient-fidelity.ecsv``; also for a model trained without the regularizer, which shows
         what the regularizer would change. A model with labels that the product lacks is not measured
-        (the comparison needs every label at the reference points); a warning says so.
+        (the comparison needs every label at the reference points): :class:`DDPayneError` names them.
         """
         from ..model.diagnostics import gradient_correlation
         from ..physics.gradients import GradientSpectra
 
         path = self.out / "model" / "gradients.fits"
         if self.cfg.training.regularizer != "kurucz" or not path.exists():   # else the train stage just wrote it
-            g = GradientSpectra.read(self._gradients_source())
-            missing = [n for n in ts.label_names if n not in g.label_names]
-            if missing:
-                log.warning("%s has no gradient spectra for %s: the model's gradients are not compared with "
-                            "physics", self._gradients_source(), missing)
-                return None
+            # raises DDPayneError, naming them, when the product lacks some of the model's labels
             path = self._matched_gradients(ts.batch.wavelength, list(ts.label_names))
         grads = GradientSpectra.read(path)
         rho = gradient_correlation(emulator, grads, train_labels=ts.labels)
@@ -313,9 +308,10 @@ class Pipeline:
 
     def _gradients_source(self) -> Path:
         """The configured gradient-spectra file, or the bundled DESI product."""
+        from ..physics.build_gradients import DEFAULT_PRODUCT
+
         tc = self.cfg.training
-        return self.cfg.path(tc.gradients) if tc.gradients else \
-            Path(__file__).resolve().parent.parent / "data" / "gradients_desi.fits"
+        return self.cfg.path(tc.gradients) if tc.gradients else DEFAULT_PRODUCT
 
     def _matched_gradients(self, grid: np.ndarray, label_names) -> Path:
         """The gradient-spectra file restricted to the training grid and labels (``model/gradients.fits``).
