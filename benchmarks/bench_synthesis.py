@@ -22,12 +22,19 @@ proxy ≥ threshold) can reach, degrades it like the runner, and prints per labe
 MOOG CPU time of both. It also prints a cheap screening estimate for several thresholds (no MOOG): the
 fraction of each committed gradient's rms lying farther than 40 Å from every sensitive sub-chunk.
 
+``--set build`` compares the two MOOG builds (:func:`ddpayne_moog.build.moog_binary`): for jobs of the
+committed plan it synthesises the whole DESI range with the ``stock`` and the ``fast`` build (vectorised
+line-opacity sum, :mod:`ddpayne_moog.vectorvoigt`) one after the other in the same process, and prints the
+MOOG CPU time of each, their ratio, the number of MOOG depths (four decimals, as the runner stores them)
+that differ, and the largest change of the degraded DESI flux, also against the committed result.
+
 Run::
 
     python benchmarks/bench_synthesis.py                # default windows and settings
     python benchmarks/bench_synthesis.py --full         # whole DESI range (slow: ~minutes per setting)
     python benchmarks/bench_synthesis.py --set mock     # mock-library settings (flux accuracy)
     python benchmarks/bench_synthesis.py --set reuse --refs 0,1,4 --threshold -15 --sub-chunk 25
+    python benchmarks/bench_synthesis.py --set build --jobs grad-r000-base,grad-r001-MG_FE,mock-00005
 """
 from __future__ import annotations
 
@@ -230,6 +237,41 @@ def run_reuse(refs, threshold, sub_chunk, screen=(-11.0, -12.0, -13.0, -14.0, -1
     return rows
 
 
+def run_build(job_ids, workdir="work-synth", repeats=1):
+    """MOOG CPU time and output of the ``stock`` and ``fast`` builds on full-range jobs of the plan."""
+    from ddpayne.physics import runner as R
+    plan = R.load_plan(workdir)
+    jobs = {j["id"]: j for j in plan["jobs"]}
+    grid = desi_grid()
+    tot = {"stock": 0.0, "fast": 0.0}
+    for jid in job_ids:
+        job = jobs[jid]
+        st = R.job_settings(plan, job)
+        out = {}
+        for _ in range(repeats):
+            for build in ("stock", "fast"):
+                syn = MoogSynthesizer(st, build=build)
+                c0 = _cpu()
+                w, f = syn.synthesize(job["labels"], *R.WAVE_RANGE)
+                c = _cpu() - c0
+                tot[build] += c
+                depth = np.clip(np.round((1.0 - f) * 1e4), 0, 65535).astype(np.int64)
+                out[build] = (depth, degrade_to_survey(w, f, grid, resolution="desi", continuum_width=20.0))
+                print(f"{jid:18s} {build:5s} CPU {c:6.1f} s", flush=True)
+        nd = int(np.count_nonzero(out["fast"][0] != out["stock"][0]))
+        dmax = int(np.abs(out["fast"][0] - out["stock"][0]).max())
+        df = np.nanmax(np.abs(out["fast"][1] - out["stock"][1]))
+        msg = (f"{jid:18s} depths differing {nd} of {out['fast'][0].size} (max {dmax}e-4); "
+               f"DESI flux max |fast - stock| {df:.1e}")
+        committed = R.load_result(workdir, jid)
+        if committed is not None:
+            msg += f", |fast - committed| {np.nanmax(np.abs(out['fast'][1] - committed['flux'])):.1e} (float32)"
+        print(msg, flush=True)
+    print(f"MOOG CPU, all jobs: stock {tot['stock']:.1f} s, fast {tot['fast']:.1f} s, "
+          f"fast/stock {tot['fast'] / tot['stock']:.3f} ({tot['stock'] / tot['fast']:.2f}x faster)")
+    return tot
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", action="store_true", help="whole DESI range instead of three windows")
@@ -242,11 +284,17 @@ def main():
     ap.add_argument("--threshold", type=float, default=-15.0, help="--set reuse: line-strength threshold")
     ap.add_argument("--sub-chunk", type=float, default=25.0, help="--set reuse: sub-chunk width (Å)")
     ap.add_argument("--workdir", default="work-synth", help="--set reuse: the synthesis run's directory")
-    ap.add_argument("--set", choices=["steps", "cuts", "mock", "reuse"], default="cuts",
+    ap.add_argument("--jobs", default="grad-r000-base,grad-r001-MG_FE,mock-00005",
+                    help="--set build: job ids of the committed plan")
+    ap.add_argument("--repeats", type=int, default=1, help="--set build: syntheses per build and job")
+    ap.add_argument("--set", choices=["steps", "cuts", "mock", "reuse", "build"], default="cuts",
                     help="'steps': 0.02/0.03/0.05/0.1 Å; 'cuts': line-strength cuts and delta at 0.02 Å; "
                          "'mock': flux accuracy of cheaper settings for mock stars; 'reuse': chunk reuse for "
-                         "[X/Fe] steps")
+                         "[X/Fe] steps; 'build': the fast MOOG build against the stock one")
     args = ap.parse_args()
+    if args.set == "build":
+        run_build(args.jobs.split(","), workdir=args.workdir, repeats=args.repeats)
+        return
     if args.set == "mock":
         run_mock()
         return

