@@ -103,6 +103,7 @@ def test_linelist_cleaned():
     assert not np.any(h & (np.abs(L["wave"] - 6561.01) < 0.05))
     assert np.any(h & (np.abs(L["wave"] - 6562.797) < 0.01))
     assert np.all(np.diff(L["wave"]) >= 0)
+    assert not np.any(L["species"] == 101.0)          # H2 quadrupole lines removed (linelist docstring)
 
 
 def test_synthetic_sun_matches_real_sun(synth):
@@ -150,3 +151,15 @@ def test_unknown_build_variant():
     from ddpayne_moog.build import moog_binary
     with pytest.raises(ValueError, match="unknown MOOG build variant 'turbo'"):
         moog_binary(variant="turbo")
+
+
+def test_moog_repair_rule_for_the_h2_change():
+    """MOOG physics 1 -> 2 (H2 lines removed): re-synthesise from 7450 Å, unless a line-strength cut had
+    already removed every H2 line for those labels (nothing changes); later versions need a full run."""
+    from ddpayne_moog.synth import H2_REPAIR_FROM, MoogSynthesizer
+    sun = {"TEFF": 5772.0, "LOGG": 4.44, "FE_H": 0.0, "VMIC": 1.0}
+    assert MoogSynthesizer.physics_version == 2
+    assert MoogSynthesizer.repair_from(1, sun, {"min_strength": None}) == H2_REPAIR_FROM == 7450.0
+    assert MoogSynthesizer.repair_from(1, sun, {"min_strength": -13.0}) == float("inf")
+    assert MoogSynthesizer.repair_from(1, sun, {"min_strength": -20.0}) == H2_REPAIR_FROM
+    assert MoogSynthesizer.repair_from(3) is None

