@@ -17,6 +17,14 @@ Mock stars may use cheaper synthesis settings than the gradient product (``plan[
 mock spectra are data whose accuracy need only be far below survey noise, while the gradient product must
 keep every degraded gradient within 1 % (see docs/performance_synthesis.rst).
 
+Each result records the synthesizer's ``physics_version`` (``physics``; files older than the field are
+version 1). When the physics changes (e.g. MOOG's line list lost its H2 lines in version 2), ``run`` first
+brings older results up to date, before new jobs: it asks the synthesizer from which wavelength such a
+result differs (:meth:`~ddpayne.physics.synthesizer.Synthesizer.repair_from`), re-synthesises from there
+with the same MOOG runs a full synthesis makes, and replaces those DESI pixels and blanketing bins (the
+result notes it in ``repaired``); results the change does not touch are only re-labelled. The product
+builders leave out results of older physics until then.
+
 A killed run loses at most the jobs in flight; rerunning skips every job whose file exists. Progress and
 an ETA (from the measured rate of this run) are appended to ``<workdir>/progress.log``.
 
@@ -457,12 +465,15 @@ def _run_locked(workdir: Path, processes: int, n_mock: int, settings: dict | Non
     with ctx.Pool(processes, initializer=_init_worker,
                   initargs=(plan["synthesizer"], by_kind, str(workdir / "tmp"), lock_fd)) as pool:
         bar = tqdm(total=len(jobs), desc="syntheses", unit="spec", smoothing=0.05)
-        for job_id, sec, err in pool.imap(_run_job, [(j, str(workdir), st, rf) for j, st, rf in tasks],
-                                          chunksize=1):
+        n_new_ok = 0
+        for i, (job_id, sec, err) in enumerate(pool.imap(
+                _run_job, [(j, str(workdir), st, rf) for j, st, rf in tasks], chunksize=1)):
             bar.update(1)
             now = _dt.datetime.now(_dt.timezone.utc)
+            repair = tasks[i][2] is not None
             if err is None:
                 n_ok += 1
+                n_new_ok += not repair
             else:
                 n_fail += 1
                 with open(workdir / "failures.log", "a") as fh:
@@ -471,9 +482,10 @@ def _run_locked(workdir: Path, processes: int, n_mock: int, settings: dict | Non
             rate = (n_ok + n_fail) / elapsed
             remaining = len(jobs) - n_ok - n_fail
             eta_h = remaining / rate / 3600 if rate > 0 else float("nan")
-            logf.write(f"{now:%Y-%m-%d %H:%M:%S} {job_id} {'ok' if err is None else 'FAILED'} {sec:.0f}s | "
-                       f"done {done0 + n_ok}/{total} (this run {n_ok} ok, {n_fail} failed) | "
-                       f"{3600 * rate:.0f} spec/h wall | ETA {eta_h:.1f} h for the remaining {remaining}\n")
+            what = ("repaired" if repair else "ok") if err is None else "FAILED"
+            logf.write(f"{now:%Y-%m-%d %H:%M:%S} {job_id} {what} {sec:.0f}s | "
+                       f"done {done0 + n_new_ok}/{total} (this run {n_ok} ok, {n_fail} failed) | "
+                       f"{3600 * rate:.0f} tasks/h wall | ETA {eta_h:.1f} h for the remaining {remaining}\n")
         bar.close()
     logf.write(f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M:%S} finished this run: {n_ok} ok, "
                f"{n_fail} failed\n")
