@@ -437,7 +437,16 @@ def _run_locked(workdir: Path, processes: int, n_mock: int, settings: dict | Non
         plan = make_plan(n_mock=n_mock, settings=settings, synthesizer=synthesizer)
         from .. import registry
         syn = registry.create("synthesizer", plan["synthesizer"], settings=plan["settings"])
-        plan["provenance"] = getattr(syn, "provenance", lambda: {})()
+        plan["provenance"] = {**getattr(syn, "provenance", lambda: {})(), "physics_version": cur}
+        with atomic_path(pp) as tmp:
+            Path(tmp).write_text(json.dumps(plan, indent=1))
+    cur = current_physics(plan)
+    if cur is not None and plan.get("provenance", {}).get("physics_version", 1) != cur:
+        # the physics changed since the plan was made: record the new description, keep the old one
+        from .. import registry
+        syn = registry.create("synthesizer", plan["synthesizer"], settings=plan["settings"])
+        plan.setdefault("provenance_history", []).append(plan.get("provenance", {}))
+        plan["provenance"] = {**getattr(syn, "provenance", lambda: {})(), "physics_version": cur}
         with atomic_path(pp) as tmp:
             Path(tmp).write_text(json.dumps(plan, indent=1))
     tasks = outdated_results(workdir, plan) + [
