@@ -35,13 +35,22 @@ def test_patch_raises_strong_line_limit(tmp_path):
 
 def test_taukap_patch_refuses_other_sources(tmp_path):
     """The line-opacity patch replaces MOOG's loops verbatim or refuses with a message naming the file."""
-    from ddpayne_moog.vectorvoigt import _STRONG_LOOP, _WEAK_LOOP, patch_taukap, taukap_flags
+    from ddpayne_moog.vectorvoigt import (_NEARLY_DOPP, _STRONG_LOOP, _WEAK_LOOP, patch_taukap,
+                                          taukap_flags)
     (tmp_path / "Taukap.f").write_text("      subroutine taukap\n      end\n")
     with pytest.raises(ValueError, match="Taukap.f is not MOOG's February 2019"):
         patch_taukap(tmp_path)
     (tmp_path / "Taukap.f").write_text("      do i=1,ntau\n" + _WEAK_LOOP + "         if (x) then\n"
                                        + _STRONG_LOOP + "         endif\n      enddo\n")
+    with pytest.raises(ValueError, match="Nearly.f is not MOOG's February 2019"):
+        (tmp_path / "Nearly.f").write_text("      subroutine nearly\n      end\n")
+        patch_taukap(tmp_path)
+    (tmp_path / "Taukap.f").write_text("      do i=1,ntau\n" + _WEAK_LOOP + "         if (x) then\n"
+                                       + _STRONG_LOOP + "         endif\n      enddo\n")
+    (tmp_path / "Nearly.f").write_text("      include 'Linex.com'\n" + _NEARLY_DOPP)
     patch_taukap(tmp_path)
+    assert "rdop(j,i) = 2.997929d10/(wave1(j)*dopp(j,i))" in (tmp_path / "Nearly.f").read_text()
+    assert "common/ddpvgt/rdop" in (tmp_path / "Ddpvgt.com").read_text()
     out = (tmp_path / "Taukap.f").read_text()
     assert "call lineksum (lim1, lim2, i, kapnu(i))" in out
     assert "call lineksum (nlines+1, nlines+nstrong, i, kapnu(i))" in out

@@ -9,8 +9,10 @@ and, near the line core, a scalar ``exp``.
 This patch replaces the two loops in ``Taukap.f`` by a call to ``lineksum``, a subroutine that evaluates
 *the same formulae* (the same constants, written as in ``Voigt.f``) without branches:
 
-1. For every line: ``v``, the Lorentz-wing series of case 4 (``a <= 0.2``, ``v >= 5``) and the asymptotic
-   series of case 1 (``a > 1.4`` or ``a + v > 3.2``), selected by ``a``;
+1. For every line: ``v`` (from ``rdop = c / (wave1 * dopp)``, which the patched ``Nearly.f`` stores next to
+   ``dopp`` when a line set is read, instead of a division per line, depth and wavelength), the
+   Lorentz-wing series of case 4 (``a <= 0.2``, ``v >= 5``) and, at depths where some line has
+   ``a > 0.2``, the asymptotic series of case 1 (``a > 1.4`` or ``a + v > 3.2``), selected by ``a``;
 2. for the lines from the first to the last with ``v < 5`` (a contiguous range, since MOOG's lines are
    sorted in wavelength; the range is found, not assumed): the core formulae of cases 2 and 3, with a
    vectorised ``exp``;
@@ -59,6 +61,7 @@ c******************************************************************************
 
       implicit real*8 (a-h,o-z)
       include 'Linex.com'
+      include 'Ddpvgt.com'
       real*8 tv(2600), tt(2600), rsqpi, rsqpi2
       logical core
       parameter (rsqpi = 1.0d0/dble(1.772454))
@@ -71,22 +74,38 @@ c******************************************************************************
          stop
       endif
 c*****cases without an exponential, for every line: the Lorentz wing
-c     (case 4: a <= 0.2, v >= 5) and the asymptotic series (case 1)
+c     (case 4: a <= 0.2, v >= 5) and, where some line has a > 0.2, the
+c     asymptotic series (case 1); v uses rdop = c/(wave1*dopp) from nearly
+      nbig = 0
       do k=1,n
-         j = j1 + k - 1
-         v = 2.997929d10*dabs(wave-wave1(j))/(wave1(j)*dopp(j,i))
-         tv(k) = v
-         aa = a(j,i)
-         a2 = aa*aa
-         v2 = v*v
-         wr = 1.0d0/v2
-         f4 = aa*wr*(1.0 + 1.5*wr + 3.75*(wr*wr))*rsqpi2
-         ru = 1.0d0/(1.4142136*(a2 + v2))
-         ru2 = ru*ru
-         f1 = 0.7978847*aa*ru*(1.0 + (3.0*v2-a2)*ru2 + (15.0*v2*v2
-     .        -30.0*a2*v2+3.0*a2*a2)*(ru2*ru2))*rsqpi
-         tt(k) = kapnu0(j,i)*merge(f4, f1, aa .le. 0.2)
+         if (a(j1+k-1,i) .gt. 0.2) nbig = nbig + 1
       enddo
+      if (nbig .eq. 0) then
+         do k=1,n
+            j = j1 + k - 1
+            v = dabs(wave-wave1(j))*rdop(j,i)
+            tv(k) = v
+            wr = 1.0d0/(v*v)
+            tt(k) = kapnu0(j,i)*(a(j,i)*wr*(1.0 + 1.5*wr
+     .              + 3.75*(wr*wr))*rsqpi2)
+         enddo
+      else
+         do k=1,n
+            j = j1 + k - 1
+            v = dabs(wave-wave1(j))*rdop(j,i)
+            tv(k) = v
+            aa = a(j,i)
+            a2 = aa*aa
+            v2 = v*v
+            wr = 1.0d0/v2
+            f4 = aa*wr*(1.0 + 1.5*wr + 3.75*(wr*wr))*rsqpi2
+            ru = 1.0d0/(1.4142136*(a2 + v2))
+            ru2 = ru*ru
+            f1 = 0.7978847*aa*ru*(1.0 + (3.0*v2-a2)*ru2 + (15.0*v2*v2
+     .           -30.0*a2*v2+3.0*a2*a2)*(ru2*ru2))*rsqpi
+            tt(k) = kapnu0(j,i)*merge(f4, f1, aa .le. 0.2)
+         enddo
+      endif
 c*****the range of lines from the first to the last with v < 5
       klo = n + 1
       do k=1,n
@@ -168,18 +187,30 @@ c*****the sum: four partial sums, or MOOG's loop if a line has a = 0 (case 5)
       end
 """
 
+#: The common block holding ``rdop = c / (wave1 * dopp)`` for every line and depth (set in ``Nearly.f``).
+DDPVGT_COM = """
+c     ddpayne patch: c/(wave1*dopp) of each line at each depth, set in
+c     nearly with dopp and used by lineksum (ddpayne_moog/vectorvoigt.py)
+      real*8 rdop(2500,100)
+      common/ddpvgt/rdop
+"""
+_NEARLY_DOPP = "               dopp(j,i) = dsqrt(1.6631d8*t(i)/amass(j)+vturb(i)**2)\n"
+_NEARLY_INCLUDE = "      include 'Linex.com'\n"
+
 #: Flags changed for ``Taukap.f`` relative to the other sources.
 TAUKAP_EXTRA_FLAGS = ("-fno-trapping-math",)
 TAUKAP_DROPPED_FLAGS = ("-flto",)
 
 
 def patch_taukap(src: Path) -> None:
-    """Replace the line-opacity loops of ``src/Taukap.f`` by ``lineksum`` calls and append ``lineksum``.
+    """Replace the line-opacity loops of ``src/Taukap.f`` by ``lineksum`` calls and append ``lineksum``;
+    make ``src/Nearly.f`` store ``rdop = c / (wave1 * dopp)`` (common block ``ddpvgt``) next to ``dopp``.
 
     Raises
     ------
     ValueError
-        If ``Taukap.f`` is not the 2019 release's (the loops to replace are not found verbatim).
+        If ``Taukap.f`` or ``Nearly.f`` is not the 2019 release's (the code to replace is not found
+        verbatim).
     """
     path = Path(src) / "Taukap.f"
     text = path.read_text()
@@ -190,6 +221,15 @@ def patch_taukap(src: Path) -> None:
     text = text.replace(_STRONG_LOOP,
                         "            call lineksum (nlines+1, nlines+nstrong, i, kapnu(i))\n")
     path.write_text(text + LINEKSUM)
+    nearly = Path(src) / "Nearly.f"
+    ntext = nearly.read_text()
+    if ntext.count(_NEARLY_DOPP) != 1 or ntext.count(_NEARLY_INCLUDE) != 1:
+        raise ValueError(f"{nearly} is not MOOG's February 2019 Nearly.f: the Doppler-width line to extend "
+                         f"was not found (build the 'stock' variant instead)")
+    ntext = ntext.replace(_NEARLY_INCLUDE, _NEARLY_INCLUDE + "      include 'Ddpvgt.com'\n")
+    ntext = ntext.replace(_NEARLY_DOPP, _NEARLY_DOPP + "               rdop(j,i) = 2.997929d10/(wave1(j)*dopp(j,i))\n")
+    nearly.write_text(ntext)
+    (Path(src) / "Ddpvgt.com").write_text(DDPVGT_COM)
 
 
 def taukap_flags(fflags: list[str]) -> list[str]:
