@@ -163,3 +163,14 @@ def test_moog_repair_rule_for_the_h2_change():
     assert MoogSynthesizer.repair_from(1, sun, {"min_strength": -13.0}) == float("inf")
     assert MoogSynthesizer.repair_from(1, sun, {"min_strength": -20.0}) == H2_REPAIR_FROM
     assert MoogSynthesizer.repair_from(3) is None
+
+
+def test_synthesize_part_makes_the_same_moog_runs_as_the_full_synthesis(synth):
+    """A repair re-synthesises only the chunks reaching ``part_min``, with the full synthesis's chunk
+    edges (hence the same line and strong-line selections): the depths there are the full synthesis's."""
+    wf, ff = synth.synthesize(BASE, 5000.0, 5300.0)
+    wp, fp = synth.synthesize_part(BASE, 5000.0, 5300.0, part_min=5150.0)
+    assert wp[0] <= 5150.0 and wp[0] > 5000.0 + 50.0        # starts at a chunk edge of the full run
+    i0 = int(np.argmin(np.abs(wf - wp[0])))
+    np.testing.assert_array_equal(wf[i0:], wp)
+    np.testing.assert_array_equal(ff[i0:], fp)

@@ -79,10 +79,11 @@ def test_mock_library_committed():
 
 
 def test_product_masks_every_hydrogen_line_moog_cannot_model():
-    """MOOG has no Stark wings: the product masks the Balmer lines down to the series limit (H11-H30 at
-    ±3 Å; H11 at 3771.70 Å vacuum), the Paschen lines, and nothing between them."""
+    """MOOG has no Stark wings: the product masks the Balmer lines down to the series limit (H11-H80 at
+    ±3 Å, 3646-3775 Å; H11 at 3771.70 Å vacuum), the Paschen lines, and nothing between them."""
     from ddpayne.physics.build_gradients import HIGHER_BALMER_VAC, product_mask
     assert HIGHER_BALMER_VAC[0] == pytest.approx(3771.70, abs=0.1)   # Rydberg formula vs NIST, < 1/8 pixel
-    w = np.array([3620.0, 3700.0, 3735.4, 3751.3, 3771.7, 3783.0, 3799.0, 4000.0, 6564.6, 8667.4, 8542.1])
-    np.testing.assert_array_equal(product_mask(w), [False, True, True, True, True, False, True, False, True,
-                                                     True, False])
+    w = np.array([3620.0, 3649.5, 3655.0, 3700.0, 3735.4, 3751.3, 3771.7, 3783.0, 3799.0, 4000.0, 6564.6,
+                  8667.4, 8542.1])
+    np.testing.assert_array_equal(product_mask(w), [False, True, True, True, True, True, True, False, True,
+                                                     False, True, True, False])

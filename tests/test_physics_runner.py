@@ -302,7 +302,9 @@ class _ToySynth:
 
     @classmethod
     def repair_from(cls, version, labels=None, settings=None):
-        return 7000.0 if version == 1 else None
+        if version != 1:
+            return None
+        return float("inf") if (settings or {}).get("untouched") else 7000.0
 
     def synthesize(self, labels, wave_min, wave_max):
         _ToySynth.calls.append((wave_min, wave_max))
@@ -347,18 +349,35 @@ def test_results_of_older_physics_are_repaired_from_the_synthesizers_wavelength(
                                  finished="then", hires={"hires_depth": np.zeros(3, np.uint16),
                                                          "air_start": 3590.0, "air_step": 0.05},
                                  blanket=runner.blanketing(w, f), physics=1)
+        mock = [j for j in plan["jobs"] if j["kind"] == "mock"][0]   # a result the change does not touch
+        w, f = old_syn.synthesize(mock["labels"], *runner.WAVE_RANGE)
+        mock_flux = degrade_to_survey(w, f, grid)
+        runner._write_result(tmp_path, mock["id"], flux=mock_flux, wavelength=grid, labels=mock["labels"],
+                             settings={"untouched": True}, seconds=1.0, cpu_seconds=1.0, finished="then",
+                             hires=None, blanket=None, physics=1)
         assert runner.current_physics(plan) == 2
         todo = runner.outdated_results(tmp_path, plan)
-        assert [(t[0]["id"], t[2]) for t in todo] == [(j["id"], 7000.0) for j in block]
+        assert [(t[0]["id"], t[2]) for t in todo] == [(j["id"], 7000.0) for j in block] + [
+            (mock["id"], float("inf"))]
         st = runner.status(tmp_path)
         assert st["outdated_physics_to_resynthesise"] == {"grad": 16}
+        assert st["outdated_physics_unaffected"] == 1
         with pytest.raises(RuntimeError, match="no reference point"):   # the outdated point is left out
             build(tmp_path, None)
-        runner._init_worker("toy_repair", {"grad": plan["settings"]}, str(tmp_path), None)
+        import signal
+        handler = signal.getsignal(signal.SIGINT)
+        try:
+            runner._init_worker("toy_repair", {"grad": plan["settings"]}, str(tmp_path), None)
+        finally:
+            signal.signal(signal.SIGINT, handler)
         _ToySynth.calls.clear()
         for j, st_, rf in todo:
             assert runner._run_job((j, str(tmp_path), st_, rf))[2] is None
+        assert len(_ToySynth.calls) == 16                                              # not the mock
         assert all(a == 7000.0 - runner.REPAIR_MARGIN for a, _ in _ToySynth.calls)   # only the red part
+        m = runner.load_result(tmp_path, mock["id"])
+        assert m["physics"] == 2 and m["repaired"] == "physics 1 -> 2: unaffected"
+        np.testing.assert_array_equal(m["flux"], mock_flux.astype(np.float32))
         j = block[3]
         r = runner.load_result(tmp_path, j["id"])
         assert r["physics"] == 2 and "physics 1 -> 2 from 7000 A" in r["repaired"]
@@ -379,3 +398,32 @@ def test_results_of_older_physics_are_repaired_from_the_synthesizers_wavelength(
     finally:
         registry.unregister("toy_repair_plugin")
 
+
+
+def test_damaged_result_is_redone_not_trusted(tmp_path, monkeypatch):
+    """A truncated result file (a killed write on another machine, a bad checkout) counts as not done: the
+    next run recomputes it instead of skipping it or stopping."""
+    plan = runner.make_plan(n_mock=2)
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    _fake_results(tmp_path, plan, n_ref_complete=1, n_mock=0)
+    bad = runner.result_path(tmp_path, "grad-r000-MG_FE")
+    bad.write_bytes(bad.read_bytes()[:100])
+    assert runner.result_physics(tmp_path, "grad-r000-MG_FE") is None
+    seen = []
+    monkeypatch.setattr(runner, "_run_job", lambda a: seen.append(a))
+    runner.run(tmp_path, processes=1, max_jobs=0)
+    log = (tmp_path / "progress.log").read_text()
+    assert f"start: 16/{101 * 16 + 2} done" in log          # 15 good of point 0 + the base of point 1
+
+
+def test_run_on_a_fresh_folder_writes_the_plan(tmp_path, monkeypatch):
+    """The first run in an empty folder makes and writes the plan, with the synthesizer's physics version."""
+    from ddpayne import registry
+    registry.register(_toy_plugin(), name="toy_repair_plugin")
+    try:
+        runner.run(tmp_path, processes=1, n_mock=3, max_jobs=0, synthesizer="toy_repair")
+        plan = runner.load_plan(tmp_path)
+        assert plan["synthesizer"] == "toy_repair" and plan["provenance"]["physics_version"] == 2
+        assert len(plan["jobs"]) == 101 * 16 + 3
+    finally:
+        registry.unregister("toy_repair_plugin")

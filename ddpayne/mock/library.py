@@ -214,13 +214,13 @@ def build_library(workdir: str | Path, out: str | Path = DEFAULT_LIBRARY, comman
     plan = load_plan(workdir)
     jobs = [j for j in plan["jobs"] if j["kind"] == "mock"]
     physics = current_physics(plan)
+    found = [(j, r) for j in jobs if (r := load_result(workdir, j["id"], expect_labels=j["labels"])) is not None]
+    if physics is None and found:   # the synthesizer plugin is not installed: the newest version present
+        physics = max(r["physics"] for _, r in found)
     rows, fluxes, wave = [], [], None
     n_outdated = 0
-    for j in jobs:
-        r = load_result(workdir, j["id"], expect_labels=j["labels"])
-        if r is None:
-            continue
-        if physics is not None and r["physics"] < physics:   # left out until the runner repairs it
+    for j, r in found:
+        if r["physics"] < physics:   # left out until the runner repairs it
             n_outdated += 1
             continue
         w, f = degraded_flux(r, instrument)

