@@ -483,7 +483,7 @@ class MoogSynthesizer(Synthesizer):
     def repair_from(cls, version: int, labels: Mapping[str, float] | None = None,
                     settings: Mapping | None = None) -> float | None:
         """Physics 1 → 2 removed the H2 lines (:mod:`ddpayne_moog.linelist`), which change no degraded flux
-        below 7450 Å by more than 2e-4: a version-1 spectrum is brought up to date from 7450 Å, unless its
+        below 7450 Å by more than 6.1e-4: a version-1 spectrum is brought up to date from 7450 Å, unless its
         line-strength cut (``settings["min_strength"]``) had removed every H2 line for its ``labels``
         (then nothing changes: ``inf``)."""
         if version != 1:
