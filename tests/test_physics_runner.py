@@ -427,3 +427,18 @@ def test_run_on_a_fresh_folder_writes_the_plan(tmp_path, monkeypatch):
         assert len(plan["jobs"]) == 101 * 16 + 3
     finally:
         registry.unregister("toy_repair_plugin")
+
+
+def test_hires_air_grid_survives_chunk_restarts():
+    """At 0.03 Å MOOG's 100 Å chunks restart off the step grid (100/0.03 is not whole): the stored segments
+    give back every air wavelength exactly, where one uniform grid would drift by 0.02 Å per chunk."""
+    step = 0.03
+    chunks = [np.round(4999.98 + 100.0 * k + step * np.arange(3334), 6) for k in range(5)]
+    air = np.concatenate(chunks)
+    seg = runner.air_grid_segments(air)
+    assert seg["air_step"] == step and seg["air_seg_index"].tolist() == [0, 3334, 6668, 10002, 13336]
+    np.testing.assert_allclose(runner.hires_air(seg, air.size), air, rtol=0, atol=1e-9)
+    one = {"air_start": seg["air_start"], "air_step": step}            # the old, single-segment record
+    assert np.abs(runner.hires_air(one, air.size) - air).max() > 0.07
+    uniform = 3590.0 + 0.02 * np.arange(5000)
+    assert "air_seg_index" not in runner.air_grid_segments(uniform)

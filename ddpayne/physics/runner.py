@@ -11,7 +11,8 @@ afterwards, so label draws and job order never change between sessions. Each fin
 
 and one large file ``<workdir>/hires/<job_id>.npz`` (~400 KB, kept locally, not committed) with MOOG's raw
 line depths on its uniform air grid (``hires_depth``: uint16, 1e-4 units — MOOG writes 4 decimals, so this
-is lossless — with ``air_start``, ``air_step``), from which other instruments (LAMOST) can be re-degraded.
+is lossless — with ``air_start``, ``air_step`` and, for steps that do not divide MOOG's 100 Å chunks,
+the segments of :func:`air_grid_segments`), from which other instruments (LAMOST) can be re-degraded.
 
 Mock stars may use cheaper synthesis settings than the gradient product (``plan["mock_settings"]``): the
 mock spectra are data whose accuracy need only be far below survey noise, while the gradient product must
@@ -180,6 +181,8 @@ def load_result(workdir: str | Path, job_id: str, expect_labels: dict | None = N
         if hz is not None:
             out.update(hires_depth=hz["hires_depth"], air_start=float(hz["air_start"]),
                        air_step=float(hz["air_step"]))
+            if "air_seg_index" in hz.files:
+                out.update(air_seg_index=hz["air_seg_index"], air_seg_start=hz["air_seg_start"])
     except Exception as err:  # a damaged file: report and treat as not done
         log.warning("damaged result %s (%s): it will be recomputed", p, err)
         return None
@@ -268,6 +271,33 @@ def compact(workdir: str | Path) -> int:
 INSTRUMENTS = {"desi": ("desi_grid", "desi", 20.0), "lamost": ("lamost_grid", "lamost", 50.0)}
 
 
+def air_grid_segments(air: np.ndarray) -> dict:
+    """A synthesis's air grid as uniform segments: ``air_start``, ``air_step`` and, where MOOG's chunks
+    restart off the step grid (steps that do not divide the 100 Å chunks, e.g. 0.03 Å), ``air_seg_index``
+    (first point of each segment) and ``air_seg_start`` (its air wavelength)."""
+    air = np.asarray(air, float)
+    step = float(np.round(np.median(np.diff(air)), 6))
+    breaks = np.flatnonzero(np.abs(np.diff(air) - step) > 1e-6) + 1
+    out = {"air_start": float(air[0]), "air_step": step}
+    if breaks.size:
+        out["air_seg_index"] = np.concatenate([[0], breaks]).astype(np.int64)
+        out["air_seg_start"] = air[out["air_seg_index"]]
+    return out
+
+
+def hires_air(result: dict, n: int) -> np.ndarray:
+    """The air wavelengths of a stored high-resolution spectrum of ``n`` points (inverse of
+    :func:`air_grid_segments`; files written before 2026-12-02 hold one segment, which is exact for
+    0.02 Å steps and drifts by 0.02 Å per 100 Å chunk for 0.03 Å steps)."""
+    step = result["air_step"]
+    if "air_seg_index" not in result:
+        return result["air_start"] + step * np.arange(n)
+    idx = np.asarray(result["air_seg_index"], int)
+    starts = np.asarray(result["air_seg_start"], float)
+    seg = np.searchsorted(idx, np.arange(n), side="right") - 1
+    return starts[seg] + step * (np.arange(n) - idx[seg])
+
+
 def hires_spectrum(result: dict) -> tuple[np.ndarray, np.ndarray]:
     """The stored MOOG spectrum of a result: (vacuum wavelength, flux normalised to the true continuum)."""
     from .airvac import air_to_vacuum
@@ -276,8 +306,7 @@ def hires_spectrum(result: dict) -> tuple[np.ndarray, np.ndarray]:
                                 "the DESI spectrum; hires/ files stay on the machine that ran the synthesis): "
                                 "rerun the job to re-degrade it to another instrument")
     depth = np.asarray(result["hires_depth"], float) * 1e-4
-    air = result["air_start"] + result["air_step"] * np.arange(depth.size)
-    return air_to_vacuum(air), 1.0 - depth
+    return air_to_vacuum(hires_air(result, depth.size)), 1.0 - depth
 
 
 def degraded_flux(result: dict, instrument: str = "desi") -> tuple[np.ndarray, np.ndarray]:
@@ -347,14 +376,13 @@ def _run_job(args):
         flux = degrade_to_survey(w, f, grid, resolution="desi", continuum_width=20.0)
         from .airvac import vacuum_to_air
         air = vacuum_to_air(w)
-        step = float(np.round(np.median(np.diff(air)), 6))
         depth = np.clip(np.round((1.0 - f) * 1e4), 0, 65535).astype(np.uint16)
         _write_result(Path(workdir), job["id"], flux=flux, wavelength=grid, labels=job["labels"],
                       settings=settings, seconds=time.time() - t0,
                       cpu_seconds=resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
                       + time.process_time() - cpu0,
                       finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                      hires={"hires_depth": depth, "air_start": float(air[0]), "air_step": step},
+                      hires={"hires_depth": depth, **air_grid_segments(air)},
                       blanket=blanketing(w, f), physics=type(syn).physics_version)
         return job["id"], time.time() - t0, None
     except Exception as err:  # report, keep going
@@ -407,15 +435,17 @@ def _repair_job(syn, job: dict, workdir: Path, repair_from: float, t0: float, cp
         from .airvac import vacuum_to_air
         air = vacuum_to_air(w)
         depth_old = np.array(old["hires_depth"])
-        k0 = int(round((air[0] - old["air_start"]) / old["air_step"]))
-        grid_ok = (0 <= k0 and k0 + air.size == depth_old.size
-                   and np.allclose(old["air_start"] + old["air_step"] * (k0 + np.arange(air.size)), air,
-                                   rtol=0, atol=1e-6))
-        if grid_ok:   # same uniform air grid (0.02 Å steps divide the 100 Å chunks): splice the depths
+        air_old = hires_air(old, depth_old.size)
+        k0 = int(np.argmin(np.abs(air_old - air[0])))
+        grid_ok = (k0 + air.size == depth_old.size
+                   and np.allclose(air_old[k0:], air, rtol=0, atol=1e-6))
+        if grid_ok:   # the partial run's points are the old ones (exactly stored grids): splice the depths
             a0 = float(vacuum_to_air(np.array([repair_from]))[0])
             use = air >= a0
             depth_old[k0:][use] = np.clip(np.round((1.0 - f[use]) * 1e4), 0, 65535).astype(np.uint16)
-            hires = {"hires_depth": depth_old, "air_start": old["air_start"], "air_step": old["air_step"]}
+            hires = {"hires_depth": depth_old, **{k: old[k] for k in
+                                                  ("air_start", "air_step", "air_seg_index", "air_seg_start")
+                                                  if k in old}}
     if hires is None and hp.exists():   # cannot be spliced exactly: dropped rather than left stale
         hp.unlink()
     cpu = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime + time.process_time() - cpu0
