@@ -165,7 +165,9 @@ def load_result(workdir: str | Path, job_id: str, expect_labels: dict | None = N
     try:
         z = np.load(p)
         out = {"flux": z["flux"].astype(float), "wavelength": z["wavelength"],
-               "labels": json.loads(str(z["labels"])), "seconds": float(z["seconds"])}
+               "labels": json.loads(str(z["labels"])), "seconds": float(z["seconds"]),
+               "finished": str(z["finished"]) if "finished" in z.files else "",
+               "cpu_seconds": float(z["cpu_seconds"]) if "cpu_seconds" in z.files else float("nan")}
         if "blanket" in z.files:
             out.update(blanket=z["blanket"].astype(float), blanket_start=float(z["blanket_start"]),
                        blanket_step=float(z["blanket_step"]))
@@ -398,10 +400,7 @@ def _repair_job(syn, job: dict, workdir: Path, repair_from: float, t0: float, cp
     old = load_result(workdir, job["id"], expect_labels=job["labels"])
     if old is None:
         raise ValueError(f"{job['id']}: no usable result to repair")
-    with np.load(result_path(workdir, job["id"])) as z:
-        old_physics = int(z["physics"]) if "physics" in z.files else 1
-        finished = str(z["finished"])
-        old_cpu = float(z["cpu_seconds"]) if "cpu_seconds" in z.files else float("nan")
+    old_physics, finished, old_cpu = old["physics"], old["finished"], old["cpu_seconds"]
     if not np.isfinite(repair_from):   # the physics change does not touch this spectrum: only re-labelled
         with np.load(result_path(workdir, job["id"])) as zf:
             z = {k: zf[k] for k in zf.files}
