@@ -414,6 +414,11 @@ def test_damaged_result_is_redone_not_trusted(tmp_path, monkeypatch):
     runner.run(tmp_path, processes=1, max_jobs=0)
     log = (tmp_path / "progress.log").read_text()
     assert f"start: 16/{101 * 16 + 2} done" in log          # 15 good of point 0 + the base of point 1
+    st = runner.status(tmp_path)                            # status agrees: the damaged file is not done
+    assert st["done"]["grad"] == 16 and st["reference_points_complete"] == 0
+    info = runner.result_info(tmp_path, "grad-r000-TEFF")
+    assert info["finished"] == "now" and info["seconds"] == 1.0 and np.isnan(info["cpu_seconds"])
+    assert info["physics"] == (runner.current_physics(plan) or 1) and info["settings"] is None
 
 
 def test_run_on_a_fresh_folder_writes_the_plan(tmp_path, monkeypatch):

@@ -129,15 +129,38 @@ def result_path(workdir: Path, job_id: str) -> Path:
     return Path(workdir) / "results" / f"{job_id}.npz"
 
 
-def result_physics(workdir: Path, job_id: str) -> int | None:
-    """The synthesizer ``physics_version`` a result was made with (1 for results older than the field),
-    or None if the job is not done or its file cannot be read."""
+def result_info(workdir: Path, job_id: str) -> dict | None:
+    """The small fields of a finished result, read without its spectra: ``physics`` (the synthesizer
+    ``physics_version``, 1 for results older than the field), ``settings`` (None when not stored),
+    ``finished``, ``seconds`` and ``cpu_seconds``; or None if the job is not done or its file cannot be
+    read (missing, empty or damaged: the job is then recomputed).
+
+    The runner's start-up (:func:`run`), :func:`outdated_results` and :func:`status` all read a folder's
+    results once through this function.
+    """
     p = result_path(Path(workdir), job_id)
     try:
         with np.load(p) as z:
-            return int(z["physics"]) if "physics" in z.files else 1
+            files = z.files
+            return {"physics": int(z["physics"]) if "physics" in files else 1,
+                    "settings": json.loads(str(z["settings"])) if "settings" in files else None,
+                    "finished": str(z["finished"]) if "finished" in files else "",
+                    "seconds": float(z["seconds"]) if "seconds" in files else float("nan"),
+                    "cpu_seconds": float(z["cpu_seconds"]) if "cpu_seconds" in files else float("nan")}
     except Exception:   # missing, empty or damaged (EOFError, BadZipFile, ...): not a usable result
         return None
+
+
+def result_infos(workdir: Path, plan: dict) -> dict[str, dict | None]:
+    """:func:`result_info` of every job of ``plan``, by job id."""
+    return {j["id"]: result_info(workdir, j["id"]) for j in plan["jobs"]}
+
+
+def result_physics(workdir: Path, job_id: str) -> int | None:
+    """The synthesizer ``physics_version`` a result was made with (1 for results older than the field),
+    or None if the job is not done or its file cannot be read."""
+    info = result_info(workdir, job_id)
+    return None if info is None else info["physics"]
 
 
 def hires_path(workdir: Path, job_id: str) -> Path:
@@ -500,8 +523,9 @@ def _run_locked(workdir: Path, processes: int, n_mock: int, settings: dict | Non
         with atomic_path(pp) as tmp:
             Path(tmp).write_text(json.dumps(plan, indent=1))
     # not done = no result file, or one that cannot be read (it is recomputed and replaced)
-    tasks = outdated_results(workdir, plan) + [
-        (j, job_settings(plan, j), None) for j in plan["jobs"] if result_physics(workdir, j["id"]) is None]
+    infos = result_infos(workdir, plan)
+    not_done = [j for j in plan["jobs"] if infos[j["id"]] is None]
+    tasks = outdated_results(workdir, plan, infos) + [(j, job_settings(plan, j), None) for j in not_done]
     if only:
         tasks = [x for x in tasks if x[0]["kind"] == only]
     if max_jobs is not None:
@@ -509,7 +533,7 @@ def _run_locked(workdir: Path, processes: int, n_mock: int, settings: dict | Non
     jobs = [x[0] for x in tasks]
     n_repair = sum(x[2] is not None for x in tasks)
     total = len(plan["jobs"])
-    done0 = total - len([j for j in plan["jobs"] if result_physics(workdir, j["id"]) is None])
+    done0 = total - len(not_done)
     logf = open(workdir / "progress.log", "a", buffering=1)
     logf.write(f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M:%S} start: {done0}/{total} done, "
                f"{len(jobs)} to run ({n_repair} repairs of results made with older physics) on {processes} "
@@ -560,29 +584,27 @@ def current_physics(plan: dict) -> int | None:
         return None
 
 
-def outdated_results(workdir: str | Path, plan: dict | None = None) -> list[tuple[dict, dict, float | None]]:
+def outdated_results(workdir: str | Path, plan: dict | None = None,
+                     infos: dict[str, dict | None] | None = None) -> list[tuple[dict, dict, float | None]]:
     """Finished jobs whose result was made with an older ``physics_version`` of the plan's synthesizer.
 
     Returns ``(job, settings, repair_from)`` in plan order: ``settings`` are the result's own, and
     ``repair_from`` is the wavelength from which the synthesizer says the result must be re-synthesised, or
-    None for a full synthesis.
+    None for a full synthesis. ``infos`` (:func:`result_infos`) saves reading the results again.
     """
     from .. import registry
     workdir = Path(workdir)
     plan = load_plan(workdir) if plan is None else plan
+    infos = result_infos(workdir, plan) if infos is None else infos
     cls = registry.get("synthesizer", plan["synthesizer"])
     current = int(getattr(cls, "physics_version", 1))
     out = []
     for j in plan["jobs"]:
-        v = result_physics(workdir, j["id"])
-        if v is None or v >= current:
+        info = infos.get(j["id"])
+        if info is None or info["physics"] >= current:   # not done (or damaged: redone), or up to date
             continue
-        try:
-            with np.load(result_path(workdir, j["id"])) as z:
-                st = json.loads(str(z["settings"])) if "settings" in z.files else job_settings(plan, j)
-        except Exception:   # damaged: load_result reports it and the job is redone as not done
-            continue
-        out.append((j, st, cls.repair_from(v, labels=j["labels"], settings=st)))
+        st = info["settings"] if info["settings"] is not None else job_settings(plan, j)
+        out.append((j, st, cls.repair_from(info["physics"], labels=j["labels"], settings=st)))
     return out
 
 
@@ -599,7 +621,8 @@ def status(workdir: str | Path, processes: int = 2) -> dict:
     """
     workdir = Path(workdir)
     plan = load_plan(workdir)
-    done = {j["id"] for j in plan["jobs"] if result_path(workdir, j["id"]).exists()}
+    infos = result_infos(workdir, plan)
+    done = {jid for jid, info in infos.items() if info is not None}   # a damaged file is not done
     by_kind: dict[str, list[int]] = {}
     grad_ids: dict[int, list[str]] = {}
     for j in plan["jobs"]:
@@ -612,12 +635,8 @@ def status(workdir: str | Path, processes: int = 2) -> dict:
     kind_of = {j["id"]: j["kind"] for j in plan["jobs"]}
     timing: dict[str, list[tuple[str, float, float]]] = {}
     for jid in done:
-        try:
-            with np.load(result_path(workdir, jid)) as z:
-                cpu = float(z["cpu_seconds"]) if "cpu_seconds" in z.files else float("nan")
-                timing.setdefault(kind_of[jid], []).append((str(z["finished"]), float(z["seconds"]), cpu))
-        except Exception:  # a result being written or damaged: counted as done, not timed
-            pass
+        info = infos[jid]
+        timing.setdefault(kind_of[jid], []).append((info["finished"], info["seconds"], info["cpu_seconds"]))
     cost, wall = {}, []
     for kind, rows in timing.items():
         rows.sort()
@@ -628,7 +647,7 @@ def status(workdir: str | Path, processes: int = 2) -> dict:
     for k in by_kind:
         cost.setdefault(k, None)
     try:
-        outdated = outdated_results(workdir, plan)
+        outdated = outdated_results(workdir, plan, infos)
     except Exception:   # the synthesizer plugin is not installed here: nothing to compare with
         outdated = []
     out_by_kind: dict[str, int] = {}
@@ -648,7 +667,7 @@ def status(workdir: str | Path, processes: int = 2) -> dict:
     return {"done": {k: v[0] for k, v in by_kind.items()}, "planned": {k: v[1] for k, v in by_kind.items()},
             "outdated_physics_to_resynthesise": out_by_kind, "outdated_physics_unaffected": n_relabel,
             "reference_points_complete": len(refs_complete), "ref_ids_complete": refs_complete,
-            "mean_wall_seconds_per_spectrum_per_process": float(np.mean(wall)) if wall else None,
+            "mean_wall_seconds_per_spectrum_per_process": float(np.nanmean(wall)) if wall else None,
             "recent_median_cpu_seconds": cost,
             "remaining_cpu_hours": None if cpu_h is None else round(cpu_h, 2),
             f"remaining_hours_on_{processes}_free_cores": None if cpu_h is None else
