@@ -179,6 +179,20 @@ def test_manual_backprop_equals_autograd():
     emu.data_term_backward(lab, y[:, 4:9], w[:, 4:9], pixels=slice(4, 9), scale=1 / 9)
     assert torch.all(emu.W1.grad[:4] == 0) and torch.all(emu.W1.grad[9:] == 0)
     np.testing.assert_allclose(npy(emu.W1.grad[4:9]), npy(auto["W1"][4:9]), rtol=1e-10, atol=1e-14)
+    # the default block size (from the rows and neurons) gives the same gradients as explicit blocks
+    emu.zero_grad(set_to_none=True)
+    assert emu.data_term_backward(lab, y, w, scale=1 / 9) == pytest.approx(value, rel=1e-12)
+    for k, p in emu.named_parameters():
+        np.testing.assert_allclose(npy(p.grad), npy(auto[k]), rtol=1e-10, atol=1e-14, err_msg=k)
+
+
+@pytest.mark.parametrize("hidden, rows, block", [(10, 64, 256), (10, 96, 256), (40, 512, 16), (40, 256, 32),
+                                                  (40, 64, 128), (40, 5000, 8), (2, 1, 256)])
+def test_block_size_keeps_a_block_near_two_mebibytes(hidden, rows, block):
+    """Pixels per block: a power of two in [8, 256] with block × hidden × rows at most 2^19 values
+    (benchmarks/bench_blocks.py: small networks on small batches want big blocks, 40 neurons on 512
+    rows small ones)."""
+    assert make(n_hidden=hidden).block_size(rows) == block
 
 
 # ---------------------------------------------------------------- the fast (no-autograd) path used by fitters

@@ -42,6 +42,8 @@ FORMAT_VERSION = 1
 FILE_KIND = "ddpayne-mlp-emulator"
 
 _ACTIVATIONS = ("sigmoid", "silu", "tanh")
+#: Activation values per pixel block of the hand-written back-propagation (:meth:`MLPEmulator.block_size`).
+BLOCK_VALUES = 2**19
 
 
 def _dtype(dtype) -> torch.dtype:
@@ -374,7 +376,20 @@ class MLPEmulator(torch.nn.Module, Emulator):
         """Whether :meth:`accumulate_gradient` is available (sigmoid activation)."""
         return self.activation == "sigmoid"
 
-    def accumulate_gradient(self, labels, upstream, pixels: slice | None = None, block: int = 32) -> float:
+    def block_size(self, n_rows: int) -> int:
+        """Pixels per block of the hand-written back-propagation for ``n_rows`` label rows.
+
+        One block's activation tensors (``block × n_hidden × n_rows`` values) are kept at most
+        :data:`BLOCK_VALUES` (2 MiB of float32), a power of two between 8 and 256
+        (``benchmarks/bench_blocks.py``, one core, 1767 pixels): for the demo's 10 neurons and 64–96 rows
+        256 pixels per block are ~2× faster than 32 (fewer, larger tensor operations); for 40 neurons on
+        256–1616 rows blocks of 32–8 pixels, which stay in cache, are fastest.
+        """
+        per_pixel = max(1, self.n_hidden * int(n_rows))
+        return int(2 ** np.clip(np.floor(np.log2(max(BLOCK_VALUES / per_pixel, 1.0))), 3, 8))
+
+    def accumulate_gradient(self, labels, upstream, pixels: slice | None = None,
+                            block: int | None = None) -> float:
         """Back-propagate a loss through the network by hand (no autograd graph), block by block.
 
         For each block of ``block`` pixels the flux of every row of ``labels`` is computed, then
@@ -391,8 +406,8 @@ class MLPEmulator(torch.nn.Module, Emulator):
             ``upstream(f, pix) -> (G, value)``.
         pixels : slice, optional
             Contiguous pixel range (default all).
-        block : int
-            Pixels per block.
+        block : int, optional
+            Pixels per block (default: :meth:`block_size` of the number of rows).
 
         Returns
         -------
@@ -414,6 +429,7 @@ class MLPEmulator(torch.nn.Module, Emulator):
             gW0, gb0, gW1, gb1, gw2, gb2 = (p.grad for p in params)
             n = x.shape[0]
             H, L = self.n_hidden, self.n_labels
+            block = self.block_size(n) if block is None else int(block)
             for b in range(start, stop, block):
                 e = min(b + block, stop)
                 P = e - b
@@ -437,7 +453,7 @@ class MLPEmulator(torch.nn.Module, Emulator):
         return total
 
     def data_term_backward(self, labels, flux, ivar, pixels: slice | None = None, scale: float = 1.0,
-                           block: int = 32) -> float:
+                           block: int | None = None) -> float:
         """The χ² data term ``scale · Σ_i Σ_λ ivar (f_λ(ℓ_i) − flux)²`` over ``pixels``; its gradient is
         added to ``param.grad`` (:meth:`accumulate_gradient`).
 
