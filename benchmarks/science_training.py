@@ -93,7 +93,7 @@ def fidelity(lib, grads, args, out: Path) -> dict:
     if args.time_budget:   # time a few epochs, then fit the run into the budget (a lent GPU has minutes)
         t0 = time.time()
         probe = TrainingSettings(epochs=6, seed=args.seed, device=args.device, num_threads=args.threads,
-                                 progress=False)
+                                 progress=False, allow_underdetermined=args.allow_underdetermined)
         secs = []
         train_emulator(batch, lab, LABEL_NAMES, regularizer_options=reg_options(grads, args),
                        emulator_options={"n_hidden": args.hidden}, settings=probe,
@@ -106,13 +106,15 @@ def fidelity(lib, grads, args, out: Path) -> dict:
         print(f"time budget {args.time_budget:.0f} s: {per_epoch:.3f} s per epoch, {setup:.1f} s of setup "
               f"-> {epochs} epochs", flush=True)
     s = TrainingSettings(epochs=epochs, seed=args.seed, device=args.device,
-                         checkpoint_every=max(1, epochs // 20), num_threads=args.threads)
+                         checkpoint_every=max(1, epochs // 20), num_threads=args.threads,
+                         allow_underdetermined=args.allow_underdetermined)
     emu, hist = train_emulator(batch, lab, LABEL_NAMES, regularizer_options=reg_options(grads, args),
                                emulator_options={"n_hidden": args.hidden}, settings=s,
                                checkpoint_dir=out / "fidelity-ckpt", output=out / "fidelity.pt")
     hist.write(out / "fidelity-history.ecsv", format="ascii.ecsv", overwrite=True)
     rho = gradient_correlation(emu, grads, train_labels=lab)
     rho.meta.update({"N_TRAIN": int(n), "EPOCHS": int(epochs), "N_HIDDEN": int(args.hidden),
+                     "UNDERDETERMINED_ALLOWED": bool(args.allow_underdetermined),
                      "PIXEL_STRIDE": int(args.pixel_stride), "N_PIX": int(lib.wavelength.size)})
     rho.write(out / "fidelity-rho.ecsv", format="ascii.ecsv", overwrite=True)
     print(f"{n} training stars, {epochs} epochs, {args.hidden} neurons, {lib.wavelength.size} pixels "
@@ -199,6 +201,10 @@ def main(argv=None):
                          "per-pixel results, hence rho, are those of a full-grid run at 1/K of the cost)")
     ap.add_argument("--refs-per-step", type=int, default=None,
                     help="regularizer reference points per step (default: all, the paper's loss)")
+    ap.add_argument("--allow-underdetermined", action="store_true",
+                    help="train the paper-like model even if the training spectra + gradient constraints "
+                         "are fewer than its free parameters per pixel (a library smaller than ~2400 stars "
+                         "at 40 neurons)")
     ap.add_argument("--skip-fidelity", action="store_true")
     ap.add_argument("--skip-small", action="store_true")
     args = ap.parse_args(argv)

@@ -85,7 +85,8 @@ LINE_MIN_AIR = 3200.0
 LINE_MAX_AIR = _linelist.WAVE_RANGE_AIR[1]
 #: Air-wavelength grid of the continuum (``doflux``): start, stop, step (Å).
 CONTINUUM_GRID_AIR = (2990.0, 26100.0, 5.0)
-_UV_CACHE = "linemake_uv_v1.npz"
+#: Cache of the UV part of the list, keyed on the clean-up rules (:data:`ddpayne_moog.linelist.LINELIST_VERSION`).
+_UV_CACHE = f"linemake_uv_v{_linelist.LINELIST_VERSION}.npz"
 #: Version of the continuum recipe stored with each node SED; node checkpoints with an older version get
 #: their continuum recomputed (cheap) by :func:`compute_nodes` (version 2: ``molset 1``, as ``synth``).
 CONTINUUM_VERSION = 2
@@ -144,7 +145,8 @@ def labels_of(teff: float, logg: float, feh: float) -> dict[str, float]:
 # ----------------------------------------------------------------------------- line list
 def sed_linelist() -> dict[str, np.ndarray]:
     """The plugin's cleaned linemake list extended down to :data:`LINE_MIN_AIR` (same files, same
-    clean-up rules of :mod:`ddpayne_moog.linelist`); the UV part is cached as ``linemake_uv_v1.npz``."""
+    clean-up rules of :mod:`ddpayne_moog.linelist`, H2 removed since version 2); the UV part is cached as
+    ``linemake_uv_v<LINELIST_VERSION>.npz``."""
     base = _linelist.load_linelist()
     path = cache_dir() / _UV_CACHE
     if path.exists():
@@ -494,7 +496,8 @@ def build_table(out: str | Path | None = None, *, teff: Sequence[float] = TABLE_
     blanketed_max : float
         Nodes hotter than this use the continuum only.
     workdir : path, optional
-        Checkpoints of the node SEDs (default: the MOOG cache, ``sed-nodes-<digest>``).
+        Checkpoints of the node SEDs (default: the MOOG cache, ``sed-nodes-<digest>``, the digest of the
+        settings and the line list's clean-up version, so that nodes of an older list are not reused).
     processes : int
         Parallel MOOG processes.
     """
@@ -502,7 +505,8 @@ def build_table(out: str | Path | None = None, *, teff: Sequence[float] = TABLE_
     from datetime import datetime, timezone
     teff = [float(t) for t in teff]
     feh = [float(m) for m in feh]
-    digest = hashlib.sha256(json.dumps(settings.as_dict(), sort_keys=True).encode()).hexdigest()[:10]
+    recipe = {**settings.as_dict(), "linelist_version": _linelist.LINELIST_VERSION}   # H2 lines: version 2
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]
     workdir = Path(workdir) if workdir else cache_dir() / f"sed-nodes-{digest}"
     nodes = [(t, round(dwarf_logg(t), 3), m, t <= blanketed_max) for t in teff for m in feh]
     seds = compute_nodes(nodes, workdir, settings, processes)
@@ -520,6 +524,7 @@ def build_table(out: str | Path | None = None, *, teff: Sequence[float] = TABLE_
         "vmic": "1.0 km/s (dwarfs)",
         "blanketed_teff_max": float(blanketed_max),
         "settings": settings.as_dict(),
+        "linelist_version": _linelist.LINELIST_VERSION,
         "moog_cpu_s": float(sum(s.cpu_s for s in seds.values())),
         "command": command or "python -m ddpayne_moog.sed build-table",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -583,7 +588,8 @@ def gravity_effect(teffs: Sequence[float] = (4500.0, 5000.0), fehs: Sequence[flo
                    workdir: str | Path | None = None) -> list[dict]:
     """R_X of giants (logg ``giant_logg``) against the table's dwarfs at the same Teff and [Fe/H]."""
     import hashlib
-    digest = hashlib.sha256(json.dumps(settings.as_dict(), sort_keys=True).encode()).hexdigest()[:10]
+    recipe = {**settings.as_dict(), "linelist_version": _linelist.LINELIST_VERSION}   # H2 lines: version 2
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]
     workdir = Path(workdir) if workdir else cache_dir() / f"sed-nodes-{digest}"
     nodes = [(t, g, m, True) for t in teffs for m in fehs for g in (round(dwarf_logg(t), 3), giant_logg)]
     seds = compute_nodes(nodes, workdir, settings)
