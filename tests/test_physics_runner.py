@@ -408,7 +408,7 @@ def test_damaged_result_is_redone_not_trusted(tmp_path, monkeypatch):
     _fake_results(tmp_path, plan, n_ref_complete=1, n_mock=0)
     bad = runner.result_path(tmp_path, "grad-r000-MG_FE")
     bad.write_bytes(bad.read_bytes()[:100])
-    assert runner.result_physics(tmp_path, "grad-r000-MG_FE") is None
+    assert runner.result_info(tmp_path, "grad-r000-MG_FE") is None
     seen = []
     monkeypatch.setattr(runner, "_run_job", lambda a: seen.append(a))
     runner.run(tmp_path, processes=1, max_jobs=0)

@@ -141,26 +141,24 @@ def result_info(workdir: Path, job_id: str) -> dict | None:
     p = result_path(Path(workdir), job_id)
     try:
         with np.load(p) as z:
-            files = z.files
-            return {"physics": int(z["physics"]) if "physics" in files else 1,
-                    "settings": json.loads(str(z["settings"])) if "settings" in files else None,
-                    "finished": str(z["finished"]) if "finished" in files else "",
-                    "seconds": float(z["seconds"]) if "seconds" in files else float("nan"),
-                    "cpu_seconds": float(z["cpu_seconds"]) if "cpu_seconds" in files else float("nan")}
+            return _small_fields(z)
     except Exception:   # missing, empty or damaged (EOFError, BadZipFile, ...): not a usable result
         return None
+
+
+def _small_fields(z) -> dict:
+    """The small fields of an open result file (``np.load``), with the defaults of older formats."""
+    files = z.files
+    return {"physics": int(z["physics"]) if "physics" in files else 1,
+            "settings": json.loads(str(z["settings"])) if "settings" in files else None,
+            "finished": str(z["finished"]) if "finished" in files else "",
+            "seconds": float(z["seconds"]) if "seconds" in files else float("nan"),
+            "cpu_seconds": float(z["cpu_seconds"]) if "cpu_seconds" in files else float("nan")}
 
 
 def result_infos(workdir: Path, plan: dict) -> dict[str, dict | None]:
     """:func:`result_info` of every job of ``plan``, by job id."""
     return {j["id"]: result_info(workdir, j["id"]) for j in plan["jobs"]}
-
-
-def result_physics(workdir: Path, job_id: str) -> int | None:
-    """The synthesizer ``physics_version`` a result was made with (1 for results older than the field),
-    or None if the job is not done or its file cannot be read."""
-    info = result_info(workdir, job_id)
-    return None if info is None else info["physics"]
 
 
 def hires_path(workdir: Path, job_id: str) -> Path:
@@ -186,28 +184,23 @@ def load_result(workdir: str | Path, job_id: str, expect_labels: dict | None = N
     if not p.exists():
         return None
     try:
-        z = np.load(p)
-        out = {"flux": z["flux"].astype(float), "wavelength": z["wavelength"],
-               "labels": json.loads(str(z["labels"])), "seconds": float(z["seconds"]),
-               "finished": str(z["finished"]) if "finished" in z.files else "",
-               "cpu_seconds": float(z["cpu_seconds"]) if "cpu_seconds" in z.files else float("nan")}
-        if "blanket" in z.files:
-            out.update(blanket=z["blanket"].astype(float), blanket_start=float(z["blanket_start"]),
-                       blanket_step=float(z["blanket_step"]))
-        if "settings" in z.files:
-            out["settings"] = json.loads(str(z["settings"]))
-        out["physics"] = int(z["physics"]) if "physics" in z.files else 1
-        if "repaired" in z.files:
-            out["repaired"] = str(z["repaired"])
-        hz = z if "hires_depth" in z.files else None
+        with np.load(p) as z:
+            out = _small_fields(z)
+            if out["settings"] is None:
+                del out["settings"]
+            out.update(flux=z["flux"].astype(float), wavelength=z["wavelength"],
+                       labels=json.loads(str(z["labels"])))
+            if "blanket" in z.files:
+                out.update(blanket=z["blanket"].astype(float), blanket_start=float(z["blanket_start"]),
+                           blanket_step=float(z["blanket_step"]))
+            if "repaired" in z.files:
+                out["repaired"] = str(z["repaired"])
+            if "hires_depth" in z.files:
+                _add_hires(out, z)
         hp = hires_path(Path(workdir), job_id)
-        if hz is None and hp.exists():
-            hz = np.load(hp)
-        if hz is not None:
-            out.update(hires_depth=hz["hires_depth"], air_start=float(hz["air_start"]),
-                       air_step=float(hz["air_step"]))
-            if "air_seg_index" in hz.files:
-                out.update(air_seg_index=hz["air_seg_index"], air_seg_start=hz["air_seg_start"])
+        if "hires_depth" not in out and hp.exists():
+            with np.load(hp) as hz:
+                _add_hires(out, hz)
     except Exception as err:  # a damaged file: report and treat as not done
         log.warning("damaged result %s (%s): it will be recomputed", p, err)
         return None
@@ -217,6 +210,13 @@ def load_result(workdir: str | Path, job_id: str, expect_labels: dict | None = N
             log.warning("result %s was computed for other labels (%s) than the plan's: ignored", p, diff)
             return None
     return out
+
+
+def _add_hires(out: dict, z) -> None:
+    """Copy the high-resolution spectrum of an open result or hires file into ``out``."""
+    out.update(hires_depth=z["hires_depth"], air_start=float(z["air_start"]), air_step=float(z["air_step"]))
+    if "air_seg_index" in z.files:
+        out.update(air_seg_index=z["air_seg_index"], air_seg_start=z["air_seg_start"])
 
 
 def blanketing(wave_vac: np.ndarray, flux: np.ndarray, width: float = BLANKET_BIN
