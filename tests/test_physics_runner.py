@@ -447,3 +447,37 @@ def test_hires_air_grid_survives_chunk_restarts():
     assert np.abs(runner.hires_air(one, air.size) - air).max() > 0.07
     uniform = 3590.0 + 0.02 * np.arange(5000)
     assert "air_seg_index" not in runner.air_grid_segments(uniform)
+
+
+def test_extend_plan_adds_new_stars_and_keeps_the_planned_ones(tmp_path):
+    """Growing the mock library (issue 4 wants ~3600 training stars) must not change a planned star or
+    its result: new stars get new numbers and a recorded seed, and queue after everything planned."""
+    from ddpayne.io.atomic import WorkdirLocked, workdir_lock
+    plan = runner.make_plan(n_mock=5)
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    assert runner.extend_plan(tmp_path, 12) == 7
+    new = runner.load_plan(tmp_path)
+    assert new["jobs"][:len(plan["jobs"])] == plan["jobs"]
+    mocks = [j for j in new["jobs"] if j["kind"] == "mock"]
+    assert [j["index"] for j in mocks] == list(range(12))
+    assert len({j["id"] for j in new["jobs"]}) == len(new["jobs"])
+    assert new["n_mock"] == 12
+    assert new["mock_extensions"][0]["seed"] == plan["mock_seed"] + 1
+    assert new["mock_extensions"][0]["first_star_id"] == 5
+    # the added stars are not a copy of the first ones, and the labels are the seeded draw
+    assert mocks[5]["labels"] != mocks[0]["labels"]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "plan.json").write_text(json.dumps(plan))
+    runner.extend_plan(other, 12)
+    assert [j["labels"] for j in runner.load_plan(other)["jobs"]] == [j["labels"] for j in new["jobs"]]
+    # a second extension uses the next seed; asking for fewer stars than planned adds nothing
+    assert runner.extend_plan(tmp_path, 14) == 2
+    assert runner.load_plan(tmp_path)["mock_extensions"][1]["seed"] == plan["mock_seed"] + 2
+    assert runner.extend_plan(tmp_path, 3) == 0
+    assert len(runner.load_plan(tmp_path)["jobs"]) == len(new["jobs"]) + 2
+    # refused while a run holds the folder
+    with workdir_lock(tmp_path, "runner.lock"):
+        with pytest.raises(WorkdirLocked):
+            runner.extend_plan(tmp_path, 20)
+    assert len(runner.load_plan(tmp_path)["jobs"]) == len(new["jobs"]) + 2

@@ -240,6 +240,7 @@ def build_library(workdir: str | Path, out: str | Path = DEFAULT_LIBRARY, comman
         log.warning("%d finished mock stars were made with an older physics version and are left out until "
                     "the runner repairs them", n_outdated)
     prov = {"n_stars": len(rows), "n_planned": len(jobs), "label_seed": plan["mock_seed"],
+            "label_extensions": plan.get("mock_extensions", []),
             "physics_version": physics, "n_outdated_left_out": n_outdated,
             "instrument": plan["instrument"] if instrument == "desi" else instrument,
             "synthesis": plan["provenance"],

@@ -94,9 +94,7 @@ def make_plan(n_mock: int = DEFAULT_N_MOCK, mock_seed: int = DEFAULT_MOCK_SEED,
                           "ref_kind": str(r["REF_KIND"]), "label": n, "labels": lab})
         grad_blocks.append(block)
     mocks = draw_labels(n_mock, seed=mock_seed)
-    mock_jobs = [{"id": f"mock-{int(m['STAR_ID']):05d}", "kind": "mock", "index": int(m["STAR_ID"]),
-                  "pop": str(m["POP"]), "star_kind": str(m["KIND"]),
-                  "labels": {n: float(m[n]) for n in LABEL_NAMES}} for m in mocks]
+    mock_jobs = _mock_jobs(mocks)
     jobs = list(grad_blocks[0])
     gi, mi = 1, 0
     while gi < len(grad_blocks) or mi < len(mock_jobs):
@@ -112,6 +110,45 @@ def make_plan(n_mock: int = DEFAULT_N_MOCK, mock_seed: int = DEFAULT_MOCK_SEED,
                                                           "continuum": "ddpayne.prepare.continuum.normalise L=20 A"},
             "gradient_steps": GRADIENT_STEPS, "mock_seed": mock_seed, "n_mock": n_mock,
             "n_ref": len(refs), "provenance": {}, "jobs": jobs}
+
+
+def _mock_jobs(labels) -> list[dict]:
+    return [{"id": f"mock-{int(m['STAR_ID']):05d}", "kind": "mock", "index": int(m["STAR_ID"]),
+             "pop": str(m["POP"]), "star_kind": str(m["KIND"]),
+             "labels": {n: float(m[n]) for n in LABEL_NAMES}} for m in labels]
+
+
+def extend_plan(workdir: str | Path, n_mock: int) -> int:
+    """Add mock stars to the plan in ``workdir`` until it holds ``n_mock``; return how many were added.
+
+    The planned jobs and their results are untouched: the new stars are drawn from the same label
+    distribution (:func:`ddpayne.mock.library.draw_labels`) with a seed of their own (the plan's
+    ``mock_seed`` + the extension's number, from 1), numbered after the last planned star and queued after
+    every planned job. Each extension is recorded in ``plan["mock_extensions"]``, so the whole plan stays
+    reproducible. Refuses while a run works in the folder (its job list would not see the new stars).
+    """
+    from ..mock.library import draw_labels
+    workdir = Path(workdir)
+    with workdir_lock(workdir, "runner.lock"):
+        plan = load_plan(workdir)
+        mocks = [j for j in plan["jobs"] if j["kind"] == "mock"]
+        n_add = int(n_mock) - len(mocks)
+        if n_add <= 0:
+            log.info("the plan already holds %d mock stars (asked for %d): nothing added", len(mocks), n_mock)
+            return 0
+        ext = plan.setdefault("mock_extensions", [])
+        seed = int(plan["mock_seed"]) + len(ext) + 1
+        first = max((j["index"] for j in mocks), default=-1) + 1
+        labels = draw_labels(n_add, seed=seed)
+        labels["STAR_ID"] = labels["STAR_ID"] + first
+        plan["jobs"].extend(_mock_jobs(labels))
+        ext.append({"seed": seed, "n": n_add, "first_star_id": first,
+                    "added": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+        plan["n_mock"] = len(mocks) + n_add
+        with atomic_path(plan_path(workdir)) as tmp:
+            Path(tmp).write_text(json.dumps(plan, indent=1))
+    log.info("added %d mock stars (STAR_ID %d-%d, seed %d) to %s", n_add, first, first + n_add - 1, seed, workdir)
+    return n_add
 
 
 def plan_path(workdir: Path) -> Path:
@@ -687,11 +724,21 @@ def main(argv=None):
     s = sub.add_parser("status")
     s.add_argument("--workdir", default="work-synth")
     s.add_argument("--processes", type=int, default=2, help="cores for the wall-clock estimate")
+    e = sub.add_parser("extend", help="add mock stars to the plan (planned jobs and results untouched)")
+    e.add_argument("--workdir", default="work-synth")
+    e.add_argument("--n-mock", type=int, required=True, help="number of mock stars the plan should hold")
     c = sub.add_parser("compact", help="move high-resolution depths out of old-format result files")
     c.add_argument("--workdir", default="work-synth")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if args.cmd == "compact":
+    if args.cmd == "extend":
+        from ..exceptions import DDPayneError
+        try:
+            print(f"{extend_plan(args.workdir, args.n_mock)} mock stars added")
+        except DDPayneError as err:   # a run holds the folder
+            logging.getLogger(__name__).error("%s", err)
+            raise SystemExit(2) from None
+    elif args.cmd == "compact":
         print(f"{compact(args.workdir)} results compacted")
     elif args.cmd == "run":
         from ..exceptions import DDPayneError
