@@ -145,14 +145,19 @@ def extend_plan(workdir: str | Path, n_mock: int) -> int:
         ext.append({"seed": seed, "n": n_add, "first_star_id": first,
                     "added": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
         plan["n_mock"] = len(mocks) + n_add
-        with atomic_path(plan_path(workdir)) as tmp:
-            Path(tmp).write_text(json.dumps(plan, indent=1))
+        write_plan(workdir, plan)
     log.info("added %d mock stars (STAR_ID %d-%d, seed %d) to %s", n_add, first, first + n_add - 1, seed, workdir)
     return n_add
 
 
 def plan_path(workdir: Path) -> Path:
     return Path(workdir) / "plan.json"
+
+
+def write_plan(workdir: str | Path, plan: dict) -> None:
+    """Write ``plan`` to ``<workdir>/plan.json`` atomically (a killed write leaves the old plan)."""
+    with atomic_path(plan_path(Path(workdir))) as tmp:
+        Path(tmp).write_text(json.dumps(plan, indent=1))
 
 
 def load_plan(workdir: str | Path) -> dict:
@@ -549,16 +554,14 @@ def _run_locked(workdir: Path, processes: int, n_mock: int, settings: dict | Non
     else:
         plan = make_plan(n_mock=n_mock, settings=settings, synthesizer=synthesizer)
         plan["provenance"] = _synthesis_provenance(plan)
-        with atomic_path(pp) as tmp:
-            Path(tmp).write_text(json.dumps(plan, indent=1))
+        write_plan(workdir, plan)
     cur = current_physics(plan)
     old_prov = plan.get("provenance") or {}
     if cur is not None and old_prov and old_prov.get("physics_version", 1) != cur:
         # the physics changed since the plan was made: record the new description, keep the old one
         plan.setdefault("provenance_history", []).append(old_prov)
         plan["provenance"] = _synthesis_provenance(plan)
-        with atomic_path(pp) as tmp:
-            Path(tmp).write_text(json.dumps(plan, indent=1))
+        write_plan(workdir, plan)
     # not done = no result file, or one that cannot be read (it is recomputed and replaced)
     infos = result_infos(workdir, plan)
     not_done = [j for j in plan["jobs"] if infos[j["id"]] is None]
@@ -731,28 +734,23 @@ def main(argv=None):
     c.add_argument("--workdir", default="work-synth")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if args.cmd == "extend":
-        from ..exceptions import DDPayneError
-        try:
-            print(f"{extend_plan(args.workdir, args.n_mock)} mock stars added")
-        except DDPayneError as err:   # a run holds the folder
-            logging.getLogger(__name__).error("%s", err)
-            raise SystemExit(2) from None
-    elif args.cmd == "compact":
+    if args.cmd == "compact":
         print(f"{compact(args.workdir)} results compacted")
-    elif args.cmd == "run":
-        from ..exceptions import DDPayneError
-        try:
-            run(args.workdir, processes=args.processes, n_mock=args.n_mock, max_jobs=args.max_jobs,
-                only=args.only)
-        except DDPayneError as err:   # e.g. another run holds the folder
-            logging.getLogger(__name__).error("%s", err)
-            raise SystemExit(2) from None
-    else:
+    elif args.cmd == "status":
         st = status(args.workdir, processes=args.processes)
         st.pop("ref_ids_complete")
         print(json.dumps(st, indent=1))
-
+    else:   # run, extend: both take the folder's lock
+        from ..exceptions import DDPayneError
+        try:
+            if args.cmd == "extend":
+                print(f"{extend_plan(args.workdir, args.n_mock)} mock stars added")
+            else:
+                run(args.workdir, processes=args.processes, n_mock=args.n_mock, max_jobs=args.max_jobs,
+                    only=args.only)
+        except DDPayneError as err:   # e.g. another run holds the folder
+            logging.getLogger(__name__).error("%s", err)
+            raise SystemExit(2) from None
 
 if __name__ == "__main__":
     main()
