@@ -76,6 +76,24 @@ def mg_scan(emu, flux, ivar, labels, k_mg: int, lo: float, hi: float, n: int = 1
     return out
 
 
+def independent_scatter(lab: np.ndarray) -> dict:
+    """Each label's scatter that the other labels do not predict (the data's own leverage on its gradient).
+
+    A least-squares fit of label k on the other labels (linear) plus TEFF², LOGG² and TEFF·LOGG (the
+    Kiel-diagram curvature); returns ``{label: [std, residual std]}``. A label mostly predicted by the
+    others (v_mic by log g and Teff) gives the data term little to tell its lines from theirs.
+    """
+    t, g = lab[:, 0] / 1000.0, lab[:, 1]
+    out = {}
+    for k, name in enumerate(LABEL_NAMES):
+        others = np.delete(lab, k, axis=1)
+        curv = {0: [g**2], 1: [t**2]}.get(k, [t**2, g**2, t * g])   # curvature of the other Kiel labels
+        x = np.column_stack([np.ones(len(lab)), others] + curv)
+        coef = np.linalg.lstsq(x, lab[:, k], rcond=None)[0]
+        out[name] = [float(lab[:, k].std()), float((lab[:, k] - x @ coef).std())]
+    return out
+
+
 def holdout_references(grads, lab: np.ndarray, args):
     """Keep ``--holdout-refs`` reference points inside the training coverage away from the regularizer.
 
@@ -181,6 +199,10 @@ def fidelity(lib, grads, args, out: Path) -> dict:
     plot_loss_history(hist).savefig(out / "fig03_loss.png", dpi=120)
     plot_gradient_comparison(emu, grads, "MG_FE", ref=0).savefig(out / "fig04_mgfe_gradient.png", dpi=120)
     result = {r["LABEL"]: float(r["RHO"]) for r in rho}
+    scatter = independent_scatter(lab)
+    print("label std and the part the other labels do not predict:",
+          ", ".join(f"{k} {v[0]:.3g}/{v[1]:.3g}" for k, v in scatter.items()))
+    result["label_std_and_independent_std"] = scatter
     result["N_REF_INSIDE"] = int(rho["N_REF"].max())
     if widened:
         result["widened_margin"] = widened
