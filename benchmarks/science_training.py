@@ -119,6 +119,8 @@ def reg_options(grads, args) -> dict:
     opts = {"gradients": grads}
     if args.refs_per_step:
         opts["refs_per_step"] = int(args.refs_per_step)
+    if args.reg_weights:
+        opts["weights"] = dict(args.reg_weights)
     return opts
 
 
@@ -294,6 +296,9 @@ def main(argv=None):
                          "range (comma-separated; the strict box, margin 0, is always reported): reference "
                          "points at [Ca/Fe] = [Ti/Fe] = 0.40 lie a few hundredths of a dex past the library's "
                          "largest values and the strict box leaves them out")
+    ap.add_argument("--reg-weights", default=None,
+                    type=lambda t: [(k.strip(), float(v)) for k, v in (kv.split("=") for kv in t.split(",") if kv)],
+                    help="per-label regularizer weights D_k overriding the defaults, e.g. VMIC=50,LOGG=50")
     ap.add_argument("--holdout-refs", type=int, default=0,
                     help="keep this many reference points inside the training coverage away from the "
                          "regularizer and report rho at them separately (an independent test of the "
