@@ -78,6 +78,15 @@ def test_matches_hand_computation():
     assert desc["checksum"] == g.checksum() and desc["weights"]["TEFF"] == 2.0
 
 
+def test_default_weights():
+    """D = 5 for TEFF (per 100 K) and LOGG; 50 for VMIC (measured: docs/performance_training.rst) and abundances."""
+    g = GradientSpectra(WAVE, LABELS, refs(), STEPS, np.zeros((len(refs()), 4, WAVE.size)),
+                        emulator().predict(refs()))
+    reg = registry.create("regularizer", "kurucz", gradients=g)
+    assert [reg.weight_of(n) for n in ("TEFF", "LOGG", "VMIC", "FE_H", "MG_FE", "NI_FE")] == \
+        [5.0, 5.0, 50.0, 50.0, 50.0, 50.0]
+
+
 def test_masked_and_hydrogen_pixels_are_excluded():
     emu = emulator()
     ref = refs()
