@@ -23,7 +23,10 @@ Usage (once ``ddpayne/data/mock_library.fits`` and ``ddpayne/data/gradients_desi
 update is per parameter, so each trained pixel evolves exactly as in a full-grid run; what differs is
 only the random initial weights and the epoch kept as best (chosen on the summed validation loss). ρ over
 the strided pixels is then an estimate of the full-grid ρ at 1/K of the cost, which makes the 40-neuron
-fidelity run possible on a CPU.
+fidelity run possible on a CPU. ``--pixel-offset J`` starts the stride at pixel J: the K runs with
+J = 0, …, K−1 (independent processes, on as many cores or machines as there are) together train every
+pixel of the grid, and ``benchmarks/fidelity_merge.py`` joins their models into the full-grid model and
+measures ρ on it.
 
 Writes the models, histories, the ρ table, and the figures (Fig. 3 loss, Fig. 4 [Mg/Fe] gradient) to
 ``--out``. Runtime scales with epochs (see docs/performance_training.rst for the time per epoch).
@@ -124,10 +127,63 @@ def reg_options(grads, args) -> dict:
     return opts
 
 
+def report_rho(emu, grads, lab: np.ndarray, held: np.ndarray, margins, out: Path, meta: dict,
+               heading: str):
+    """ρ tables of a trained model: the inside points, the held-out ones and the edge points.
+
+    Writes ``fidelity-rho*.ecsv`` to ``out``, prints them, and returns the tables and a summary dict of
+    the points the regularizer did not train at.
+    """
+    rho = gradient_correlation(emu, grads, train_labels=lab)
+    rho.meta.update(meta)
+    rho.write(out / "fidelity-rho.ecsv", format="ascii.ecsv", overwrite=True)
+    print(heading)
+    print(rho)
+    independent = {}
+    if held.size:   # inside the coverage, but never seen by the regularizer: an independent test
+        unseen = gradient_correlation(emu, grads.subset(refs=held), train_labels=lab)
+        unseen.meta.update(rho.meta, HELD_OUT=",".join(map(str, held)))
+        unseen.write(out / "fidelity-rho-heldout.ecsv", format="ascii.ecsv", overwrite=True)
+        print(f"the {held.size} held-out reference points (regularizer never trained at them):")
+        print(unseen)
+        independent["held_out"] = {r["LABEL"]: float(r["RHO"]) for r in unseen}
+        independent["held_out"]["N_REF_INSIDE"] = int(unseen["N_REF"].max())
+    widened = {}
+    gi = [grads.label_index(n) for n in LABEL_NAMES]
+    strict = reference_coverage(grads.ref_labels[:, gi], LABEL_NAMES, emu.label_min, emu.label_max,
+                                train_labels=lab) == 0
+    for m in margins:   # the strict box excludes points just past a label's training edge
+        wide = gradient_correlation(emu, grads, train_labels=lab, margin=m)
+        wide.meta.update(rho.meta, MARGIN=float(m))
+        wide.write(out / f"fidelity-rho-margin{m:g}.ecsv", format="ascii.ecsv", overwrite=True)
+        print(f"coverage box widened by {m:g} of each label's range on both sides:")
+        print(wide)
+        widened[f"{m:g}"] = {r["LABEL"]: float(r["RHO"]) for r in wide}
+        widened[f"{m:g}"]["N_REF_INSIDE"] = int(wide["N_REF"].max())
+        # the points only the widened box admits: the regularizer (strict box) did not train at them
+        extra = np.flatnonzero(~strict & (reference_coverage(
+            grads.ref_labels[:, gi], LABEL_NAMES, emu.label_min, emu.label_max, train_labels=lab,
+            margin=m) == 0))
+        if extra.size:
+            edge = gradient_correlation(emu, grads.subset(refs=extra), train_labels=lab, margin=m)
+            edge.write(out / f"fidelity-rho-margin{m:g}-untrained.ecsv", format="ascii.ecsv", overwrite=True)
+            print(f"of which the {extra.size} points outside the strict box (not trained at):")
+            print(edge)
+            independent[f"edge_margin{m:g}"] = {r["LABEL"]: float(r["RHO"]) for r in edge}
+            independent[f"edge_margin{m:g}"]["N_REF_INSIDE"] = int(edge["N_REF"].max())
+    return rho, widened, independent
+
+
+def training_pick(lib, n_train: int, seed: int):
+    """The fidelity run's training stars: (its random generator, positions in ``lib``)."""
+    rng = np.random.default_rng(seed)
+    n = min(n_train, len(lib))
+    return rng, rng.choice(len(lib), n, replace=False)
+
+
 def fidelity(lib, grads, args, out: Path) -> dict:
-    rng = np.random.default_rng(args.seed)
-    n = min(args.n_train, len(lib))
-    pick = rng.choice(len(lib), n, replace=False)
+    rng, pick = training_pick(lib, args.n_train, args.seed)
+    n = pick.size
     snr = rng.uniform(20, 150, n)
     ids = np.asarray(lib.labels["STAR_ID"])[pick] if "STAR_ID" in lib.labels.colnames else pick
     batch = noisy_batch(lib.flux[pick], lib.wavelength, snr, ids, rng)
@@ -156,46 +212,13 @@ def fidelity(lib, grads, args, out: Path) -> dict:
                                emulator_options={"n_hidden": args.hidden}, settings=s,
                                checkpoint_dir=out / "fidelity-ckpt", output=out / "fidelity.pt")
     hist.write(out / "fidelity-history.ecsv", format="ascii.ecsv", overwrite=True)
-    rho = gradient_correlation(emu, grads, train_labels=lab)
-    rho.meta.update({"N_TRAIN": int(n), "EPOCHS": int(epochs), "N_HIDDEN": int(args.hidden),
-                     "UNDERDETERMINED_ALLOWED": bool(args.allow_underdetermined),
-                     "PIXEL_STRIDE": int(args.pixel_stride), "N_PIX": int(lib.wavelength.size)})
-    rho.write(out / "fidelity-rho.ecsv", format="ascii.ecsv", overwrite=True)
-    print(f"{n} training stars, {epochs} epochs, {args.hidden} neurons, {lib.wavelength.size} pixels "
-          f"(every {args.pixel_stride}th of the grid)")
-    print(rho)
-    independent = {}
-    if held.size:   # inside the coverage, but never seen by the regularizer: an independent test
-        unseen = gradient_correlation(emu, grads.subset(refs=held), train_labels=lab)
-        unseen.meta.update(rho.meta, HELD_OUT=",".join(map(str, held)))
-        unseen.write(out / "fidelity-rho-heldout.ecsv", format="ascii.ecsv", overwrite=True)
-        print(f"the {held.size} held-out reference points (regularizer never trained at them):")
-        print(unseen)
-        independent["held_out"] = {r["LABEL"]: float(r["RHO"]) for r in unseen}
-        independent["held_out"]["N_REF_INSIDE"] = int(unseen["N_REF"].max())
-    widened = {}
-    gi = [grads.label_index(n) for n in LABEL_NAMES]
-    strict = reference_coverage(grads.ref_labels[:, gi], LABEL_NAMES, emu.label_min, emu.label_max,
-                                train_labels=lab) == 0
-    for m in args.coverage_margins:   # the strict box excludes points just past a label's training edge
-        wide = gradient_correlation(emu, grads, train_labels=lab, margin=m)
-        wide.meta.update(rho.meta, MARGIN=float(m))
-        wide.write(out / f"fidelity-rho-margin{m:g}.ecsv", format="ascii.ecsv", overwrite=True)
-        print(f"coverage box widened by {m:g} of each label's range on both sides:")
-        print(wide)
-        widened[f"{m:g}"] = {r["LABEL"]: float(r["RHO"]) for r in wide}
-        widened[f"{m:g}"]["N_REF_INSIDE"] = int(wide["N_REF"].max())
-        # the points only the widened box admits: the regularizer (strict box) did not train at them
-        extra = np.flatnonzero(~strict & (reference_coverage(
-            grads.ref_labels[:, gi], LABEL_NAMES, emu.label_min, emu.label_max, train_labels=lab,
-            margin=m) == 0))
-        if extra.size:
-            edge = gradient_correlation(emu, grads.subset(refs=extra), train_labels=lab, margin=m)
-            edge.write(out / f"fidelity-rho-margin{m:g}-untrained.ecsv", format="ascii.ecsv", overwrite=True)
-            print(f"of which the {extra.size} points outside the strict box (not trained at):")
-            print(edge)
-            independent[f"edge_margin{m:g}"] = {r["LABEL"]: float(r["RHO"]) for r in edge}
-            independent[f"edge_margin{m:g}"]["N_REF_INSIDE"] = int(edge["N_REF"].max())
+    meta = {"N_TRAIN": int(n), "EPOCHS": int(epochs), "N_HIDDEN": int(args.hidden),
+            "UNDERDETERMINED_ALLOWED": bool(args.allow_underdetermined),
+            "PIXEL_STRIDE": int(args.pixel_stride), "PIXEL_OFFSET": int(args.pixel_offset),
+            "N_PIX": int(lib.wavelength.size)}
+    heading = (f"{n} training stars, {epochs} epochs, {args.hidden} neurons, {lib.wavelength.size} pixels "
+               f"(every {args.pixel_stride}th of the grid)")
+    rho, widened, independent = report_rho(emu, grads, lab, held, args.coverage_margins, out, meta, heading)
     from ddpayne.plots.training import plot_gradient_comparison, plot_loss_history
 
     plot_loss_history(hist).savefig(out / "fig03_loss.png", dpi=120)
@@ -285,6 +308,9 @@ def main(argv=None):
     ap.add_argument("--pixel-stride", type=int, default=1,
                     help="train on every K-th pixel of the grid only (each pixel has its own network, so the "
                          "per-pixel results, hence rho, are those of a full-grid run at 1/K of the cost)")
+    ap.add_argument("--pixel-offset", type=int, default=0,
+                    help="with --pixel-stride K: start at pixel J (0 <= J < K); the K runs with J = 0..K-1 "
+                         "cover the whole grid and benchmarks/fidelity_merge.py joins them into one model")
     ap.add_argument("--refs-per-step", type=int, default=None,
                     help="regularizer reference points per step (default: all, the paper's loss)")
     ap.add_argument("--allow-underdetermined", action="store_true",
@@ -312,10 +338,14 @@ def main(argv=None):
 
     lib = MockLibrary.read(args.library)
     grads = GradientSpectra.read(args.gradients or DEFAULT_PRODUCT)
+    if not 0 <= args.pixel_offset < max(args.pixel_stride, 1):
+        raise SystemExit(f"--pixel-offset {args.pixel_offset} must lie in 0..{args.pixel_stride - 1}")
     if args.pixel_stride > 1:   # every K-th pixel: the same per-pixel networks as a full-grid run
-        wave = lib.wavelength[::args.pixel_stride]
-        lib = MockLibrary(wave, lib.flux[:, ::args.pixel_stride], lib.labels, lib.provenance)
-        grads = grads.matched_to(wave, what=f"every {args.pixel_stride}th pixel of the DESI grid")
+        cut = slice(args.pixel_offset, None, args.pixel_stride)
+        wave = lib.wavelength[cut]
+        lib = MockLibrary(wave, lib.flux[:, cut], lib.labels, lib.provenance)
+        grads = grads.matched_to(wave, what=f"every {args.pixel_stride}th pixel of the DESI grid "
+                                            f"from pixel {args.pixel_offset}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     argv = sys.argv[1:] if argv is None else list(argv)

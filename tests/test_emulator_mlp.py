@@ -135,6 +135,35 @@ def test_save_load_identical(tmp_path):
     np.testing.assert_allclose(as64.predict(lab), emu.predict(lab), atol=1e-6)
 
 
+def test_join_disjoint_pixel_sets_predicts_like_each_part():
+    """Parts trained on every 3rd pixel (offsets 0, 1, 2) join into the full grid, pixel for pixel."""
+    cls = registry.get("emulator", "mlp")
+    parts = [cls(LABELS, WAVE[j::3], LMIN, LMAX, n_hidden=6, seed=10 + j) for j in range(3)]
+    joined = cls.join([parts[2], parts[0], parts[1]])   # any order: pixels are sorted by wavelength
+    np.testing.assert_array_equal(joined.wavelength, WAVE)
+    lab = labels(7)
+    f = joined.predict(lab)
+    _, jac = joined.jacobian(lab)
+    for j, part in enumerate(parts):
+        np.testing.assert_array_equal(f[:, j::3], part.predict(lab))
+        assert torch.equal(jac[:, j::3], part.jacobian(lab)[1])
+    np.testing.assert_allclose(f, reference_flux(joined, lab), atol=1e-5)
+    assert joined.provenance["n_pix_of_parts"] == [p.n_pix for p in (parts[2], parts[0], parts[1])]
+
+
+def test_join_refuses_parts_of_different_trainings():
+    cls = registry.get("emulator", "mlp")
+    a = cls(LABELS, WAVE[0::2], LMIN, LMAX, n_hidden=6)
+    with pytest.raises(IncompatibleModelError, match="label scaling"):
+        cls.join([a, cls(LABELS, WAVE[1::2], LMIN, LMAX + 1, n_hidden=6)])
+    with pytest.raises(IncompatibleModelError, match="n_hidden"):
+        cls.join([a, cls(LABELS, WAVE[1::2], LMIN, LMAX, n_hidden=5)])
+    with pytest.raises(IncompatibleModelError, match="more than one part"):
+        cls.join([a, cls(LABELS, WAVE[0::4], LMIN, LMAX, n_hidden=6)])
+    with pytest.raises(ValueError, match="at least one"):
+        cls.join([])
+
+
 def test_incompatible_format_version(tmp_path):
     emu = make()
     path = tmp_path / "model.pt"

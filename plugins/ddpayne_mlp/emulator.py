@@ -484,6 +484,61 @@ class MLPEmulator(torch.nn.Module, Emulator):
             f0 = self.flux(mid[None, :])[0]
             self.b2 += mean - f0
 
+    # ------------------------------------------------------------------ joining pixel sets
+    @classmethod
+    def join(cls, models) -> "MLPEmulator":
+        """One emulator from emulators trained on disjoint pixel sets of one grid.
+
+        Every pixel has its own network, so the pixels of a grid can be trained in separate jobs (on
+        several cores or machines, e.g. ``benchmarks/science_training.py --pixel-stride K
+        --pixel-offset J`` for J = 0…K−1) and joined afterwards; the joined model predicts at each pixel
+        exactly what the part that holds it predicts. Pixels are sorted by wavelength.
+
+        Parameters
+        ----------
+        models : sequence of MLPEmulator
+            With the same labels, label scaling, architecture and dtype, and no wavelength in common.
+
+        Raises
+        ------
+        IncompatibleModelError
+            The parts differ in labels, scaling, architecture or dtype, or share pixels.
+        """
+        models = list(models)
+        if not models:
+            raise ValueError("join needs at least one MLPEmulator")
+        first = models[0]
+        for i, m in enumerate(models[1:], 1):
+            what = [name for name, same in (
+                ("label names", m.label_names == first.label_names),
+                ("label scaling (label_min/label_max)",
+                 np.array_equal(m.label_min, first.label_min)
+                 and np.array_equal(m.label_max, first.label_max)),
+                ("n_hidden", m.n_hidden == first.n_hidden),
+                ("activation", m.activation == first.activation),
+                ("dtype", m.dtype == first.dtype)) if not same]
+            if what:
+                raise IncompatibleModelError(f"cannot join part {i} to part 0: they differ in "
+                                             f"{', '.join(what)}; only parts of one training can be joined")
+        wave = np.concatenate([m.wavelength for m in models])
+        order = np.argsort(wave, kind="stable")
+        if np.any(np.diff(wave[order]) == 0):
+            dup = np.unique(wave[order][1:][np.diff(wave[order]) == 0])
+            raise IncompatibleModelError(f"cannot join: {dup.size} wavelength(s) are in more than one part "
+                                         f"(first {dup[0]:.3f} Å); the parts must hold disjoint pixels")
+        out = cls(first.label_names, wave[order], first.label_min, first.label_max,
+                  n_hidden=first.n_hidden, activation=first.activation, seed=first.seed,
+                  dtype=str(first.dtype).replace("torch.", ""), device=first.device)
+        idx = torch.as_tensor(order, device=first.device)
+        with torch.no_grad():
+            for name in ("W0", "b0", "W1", "b1", "w2", "b2"):
+                joined = torch.cat([getattr(m, name).detach().to(first.device) for m in models])
+                getattr(out, name).copy_(joined[idx])
+        out.requires_grad_(False)
+        out.provenance = {"joined_from": [m.provenance for m in models],
+                          "n_pix_of_parts": [m.n_pix for m in models]}
+        return out
+
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
         """Write the model (atomically) to a torch file.
