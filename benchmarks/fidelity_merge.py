@@ -20,7 +20,6 @@ import json
 import logging
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 from astropy.table import Table
@@ -69,8 +68,7 @@ def main(argv=None) -> dict:
     grads = grads.matched_to(emu.wavelength, what=f"the {len(parts)} joined parts")
     _, pick = training_pick(lib, args.n_train, args.seed)
     lab = label_array(lib.labels[pick], LABEL_NAMES)
-    _, held = holdout_references(grads, lab, SimpleNamespace(holdout_refs=args.holdout_refs,
-                                                              seed=args.seed))
+    _, held = holdout_references(grads, lab, args.holdout_refs, args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = dict(part_rho[0].meta)

@@ -42,22 +42,22 @@ fi
 # what the GPU call does not read: synthesis results and plan, test and example data, the solar spectra
 ASIDE_PATHS="work-synth/results work-synth/plan.json tests/data examples/ddpayne-boss/ddpayne_boss/data ddpayne/data/sun"
 ASIDE_DIR=/tmp/ddpayne-aside
-if [ "${1:-}" = "--aside" ]; then
+move_paths() {   # move_paths FROM_ROOT TO_ROOT HINT: each of ASIDE_PATHS under FROM_ROOT to TO_ROOT
+    local from=$1 to=$2 hint=$3 p
     for p in $ASIDE_PATHS; do
-        [ -e "$p" ] || continue
-        [ -e "$ASIDE_DIR/$p" ] && { echo "$ASIDE_DIR/$p exists: run --restore first" >&2; exit 1; }
-        mkdir -p "$ASIDE_DIR/$(dirname "$p")" && mv "$p" "$ASIDE_DIR/$p" || exit 1
+        [ -e "$from/$p" ] || continue
+        [ -e "$to/$p" ] && { echo "$to/$p exists already: $hint" >&2; exit 1; }
+        mkdir -p "$to/$(dirname "$p")" && mv "$from/$p" "$to/$p" || exit 1
     done
+}
+if [ "${1:-}" = "--aside" ]; then
+    move_paths . "$ASIDE_DIR" "run --restore first"
     echo "tree now: $(git ls-files -z --cached --others --exclude-standard | du -cb --files0-from=- 2>/dev/null \
         | tail -1 | cut -f1) bytes (limit 67108864)"
     exit 0
 fi
 if [ "${1:-}" = "--restore" ]; then
-    for p in $ASIDE_PATHS; do
-        [ -e "$ASIDE_DIR/$p" ] || continue
-        [ -e "$p" ] && { echo "$p exists here and in $ASIDE_DIR: not overwriting" >&2; exit 1; }
-        mkdir -p "$(dirname "$p")" && mv "$ASIDE_DIR/$p" "$p" || exit 1
-    done
+    move_paths "$ASIDE_DIR" . "not overwriting"
     git status --short | head
     exit 0
 fi

@@ -97,21 +97,21 @@ def independent_scatter(lab: np.ndarray) -> dict:
     return out
 
 
-def holdout_references(grads, lab: np.ndarray, args):
-    """Keep ``--holdout-refs`` reference points inside the training coverage away from the regularizer.
+def holdout_references(grads, lab: np.ndarray, n_holdout: int, seed: int):
+    """Keep ``n_holdout`` (``--holdout-refs``) reference points inside the coverage away from the regularizer.
 
     Returns the product the regularizer trains on and the indices (into ``grads``) of the held-out
     points, drawn with their own seed so that the training stars do not change.
     """
-    if not args.holdout_refs:
+    if not n_holdout:
         return grads, np.array([], dtype=int)
     gi = [grads.label_index(n) for n in LABEL_NAMES]
     inside = np.flatnonzero(reference_coverage(grads.ref_labels[:, gi], LABEL_NAMES, lab.min(axis=0),
                                                lab.max(axis=0), train_labels=lab) == 0)
-    if inside.size < 2 * args.holdout_refs:
+    if inside.size < 2 * n_holdout:
         raise SystemExit(f"only {inside.size} reference points lie inside the training coverage: cannot hold "
-                         f"out {args.holdout_refs} and train on at least as many")
-    held = np.sort(np.random.default_rng(args.seed + 7).choice(inside, args.holdout_refs, replace=False))
+                         f"out {n_holdout} and train on at least as many")
+    held = np.sort(np.random.default_rng(seed + 7).choice(inside, n_holdout, replace=False))
     keep = np.setdiff1d(np.arange(grads.n_ref), held)
     log.info("holding out reference points %s from the regularizer", held.tolist())
     return grads.subset(refs=keep), held
@@ -188,7 +188,7 @@ def fidelity(lib, grads, args, out: Path) -> dict:
     ids = np.asarray(lib.labels["STAR_ID"])[pick] if "STAR_ID" in lib.labels.colnames else pick
     batch = noisy_batch(lib.flux[pick], lib.wavelength, snr, ids, rng)
     lab = label_array(lib.labels[pick], LABEL_NAMES)
-    train_grads, held = holdout_references(grads, lab, args)
+    train_grads, held = holdout_references(grads, lab, args.holdout_refs, args.seed)
     epochs = args.epochs
     if args.time_budget:   # time a few epochs, then fit the run into the budget (a lent GPU has minutes)
         t0 = time.time()

@@ -522,11 +522,12 @@ class MLPEmulator(torch.nn.Module, Emulator):
                                              f"{', '.join(what)}; only parts of one training can be joined")
         wave = np.concatenate([m.wavelength for m in models])
         order = np.argsort(wave, kind="stable")
-        if np.any(np.diff(wave[order]) == 0):
-            dup = np.unique(wave[order][1:][np.diff(wave[order]) == 0])
+        wave = wave[order]
+        dup = np.unique(wave[1:][np.diff(wave) == 0])
+        if dup.size:
             raise IncompatibleModelError(f"cannot join: {dup.size} wavelength(s) are in more than one part "
                                          f"(first {dup[0]:.3f} Å); the parts must hold disjoint pixels")
-        out = cls(first.label_names, wave[order], first.label_min, first.label_max,
+        out = cls(first.label_names, wave, first.label_min, first.label_max,
                   n_hidden=first.n_hidden, activation=first.activation, seed=first.seed,
                   dtype=str(first.dtype).replace("torch.", ""), device=first.device)
         idx = torch.as_tensor(order, device=first.device)
