@@ -12,6 +12,9 @@ Usage (the parts' settings must be given again where they differ from the defaul
 
     python benchmarks/fidelity_merge.py work-fid-o0 work-fid-o1 ... work-fid-o9 --holdout-refs 6 \\
         --out work-fidelity-full
+
+``--save-model`` also writes the joined model, for ``benchmarks/fidelity_fit.py`` (label recovery of
+the library stars the training never saw).
 """
 from __future__ import annotations
 
@@ -45,6 +48,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--coverage-margins", type=lambda t: [float(v) for v in t.split(",") if v],
                     default=[0.05])
     ap.add_argument("--out", default="work-fidelity-full")
+    ap.add_argument("--save-model", action="store_true",
+                    help="also save the joined model as OUT/fidelity-joined.pt (for fidelity_fit.py)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     from ddpayne.mock.library import MockLibrary
@@ -92,6 +97,9 @@ def main(argv=None) -> dict:
                "N_REF_INSIDE": int(rho["N_REF"].max()),
                "widened_margin": widened, "not_trained_at": independent,
                "parts_rho_min_max": spread}
+    if args.save_model:
+        emu.save(out / "fidelity-joined.pt")
+        summary["model"] = str(out / "fidelity-joined.pt")
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     return summary
