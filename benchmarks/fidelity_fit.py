@@ -62,7 +62,8 @@ def recovery_table(fit: Table, truth: np.ndarray, names, inside: np.ndarray) -> 
             row[f"ERR_{tag}"] = float(np.median(err[sel]))
             row[f"RATIO_{tag}"] = row[f"SCATTER_{tag}"] / row[f"ERR_{tag}"]
             # the scatter the noise does not explain: the model's own error (a systematic floor)
-            row[f"FLOOR_{tag}"] = float(np.sqrt(max(row[f"SCATTER_{tag}"] ** 2 - row[f"ERR_{tag}"] ** 2, 0.0)))
+            excess = row[f"SCATTER_{tag}"] ** 2 - row[f"ERR_{tag}"] ** 2
+            row[f"FLOOR_{tag}"] = float(np.sqrt(max(excess, 0.0)))
         rows.append(row)
     return Table(rows=rows)
 
@@ -92,7 +93,8 @@ def main(argv=None) -> dict:
                          f"library's grid")
     idx = unseen_stars(lib, args.n_train, args.seed)
     if not idx.size:
-        raise SystemExit(f"the library's {len(lib)} stars were all drawn for training (--n-train {args.n_train})")
+        raise SystemExit(f"the library's {len(lib)} stars were all drawn for training "
+                         f"(--n-train {args.n_train})")
     names = list(emu.label_names)
     truth = label_array(lib.labels[idx], names)
     inside = np.all((truth >= emu.label_min) & (truth <= emu.label_max), axis=1)
