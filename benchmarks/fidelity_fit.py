@@ -6,7 +6,9 @@ script takes such a model and fits the library stars the training did not pick (
 so they are disjoint from the training and validation stars), at fixed S/N with Gaussian noise, with
 the ``lm`` fitter. Per label it reports the bias and robust scatter against the true labels, the
 median formal error, the ratio scatter / formal error and the floor (the scatter the noise does not
-explain), for the stars inside the training label box (the ones a user would keep) and for all.
+explain), for the stars inside the training label box (the ones a user would keep) and for all, and
+the scatter against the physical Cramér–Rao bound (each star's noise, the Kurucz gradient spectra of
+its nearest reference point; the paper's Fig. 9 finds the scatter about twice the bound).
 
 Usage::
 
@@ -44,11 +46,14 @@ def unseen_stars(lib, n_train: int, seed: int) -> np.ndarray:
     return np.setdiff1d(np.arange(len(lib)), pick)
 
 
-def recovery_table(fit: Table, truth: np.ndarray, names, inside: np.ndarray) -> Table:
+def recovery_table(fit: Table, truth: np.ndarray, names, inside: np.ndarray,
+                   crb: np.ndarray | None = None) -> Table:
     """Per label: bias, robust scatter, median formal error, their ratio and the floor, in the box and all.
 
     ``FLOOR`` is ``sqrt(scatter² − error²)`` (0 when the noise explains the scatter): the part of the
     scatter that comes from the model, which the paper adds to the formal errors as a systematic term.
+    With ``crb`` (n, n_label: the physical Cramér–Rao bound of each spectrum) also its median ``CRB``
+    and ``SCATTER / CRB`` (paper Fig. 9: about 2).
     """
     rows = []
     usable = np.asarray(fit["STATUS"]) <= 1
@@ -64,6 +69,9 @@ def recovery_table(fit: Table, truth: np.ndarray, names, inside: np.ndarray) -> 
             # the scatter the noise does not explain: the model's own error (a systematic floor)
             excess = row[f"SCATTER_{tag}"] ** 2 - row[f"ERR_{tag}"] ** 2
             row[f"FLOOR_{tag}"] = float(np.sqrt(max(excess, 0.0)))
+            if crb is not None:
+                row[f"CRB_{tag}"] = float(np.nanmedian(crb[sel, k]))
+                row[f"OVER_CRB_{tag}"] = row[f"SCATTER_{tag}"] / row[f"CRB_{tag}"]
         rows.append(row)
     return Table(rows=rows)
 
@@ -72,6 +80,9 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("model", help="a saved model (fidelity.pt of a run, or the joined model)")
     ap.add_argument("--library", default=None, help="mock library FITS (default: the committed one)")
+    ap.add_argument("--gradients", default=None,
+                    help="gradient-spectra FITS for the physical Cramér–Rao bound "
+                         "(default: the committed one)")
     ap.add_argument("--n-train", type=int, default=3627, help="as given to science_training.py")
     ap.add_argument("--seed", type=int, default=0, help="as given to science_training.py")
     ap.add_argument("--snr", type=lambda t: [float(v) for v in t.split(",") if v], default=[30.0, 100.0],
@@ -82,7 +93,10 @@ def main(argv=None) -> dict:
     logging.basicConfig(level=logging.INFO)
     import torch
 
+    from ddpayne.fit.cramer_rao import crb_per_spectrum
     from ddpayne.mock.library import MockLibrary
+    from ddpayne.physics.build_gradients import DEFAULT_PRODUCT
+    from ddpayne.physics.gradients import GradientSpectra
 
     torch.set_num_threads(args.threads)
     lib = MockLibrary.read(args.library)
@@ -96,6 +110,8 @@ def main(argv=None) -> dict:
         raise SystemExit(f"the library's {len(lib)} stars were all drawn for training "
                          f"(--n-train {args.n_train})")
     names = list(emu.label_names)
+    grads = GradientSpectra.read(args.gradients or DEFAULT_PRODUCT).matched_to(
+        emu.wavelength, what=f"the model {args.model}")
     truth = label_array(lib.labels[idx], names)
     inside = np.all((truth >= emu.label_min) & (truth <= emu.label_max), axis=1)
     print(f"{idx.size} unseen stars, {int(inside.sum())} inside the training label box; model "
@@ -115,7 +131,9 @@ def main(argv=None) -> dict:
         t0 = time.time()
         fit = fitter.fit(emu, batch)
         secs = time.time() - t0
-        tab = recovery_table(fit, truth, names, inside)
+        # the bound from the physics of each star's nearest reference point, with its own noise
+        crb, _ = crb_per_spectrum(grads, truth, batch.ivar, names)
+        tab = recovery_table(fit, truth, names, inside, crb)
         n_bad = int((np.asarray(fit["STATUS"]) > 1).sum())
         tab.meta.update({"SNR": snr, "N_UNSEEN": int(idx.size), "N_INSIDE": int(inside.sum()),
                          "N_FAILED": n_bad, "MODEL": str(args.model), "SECONDS": secs})
@@ -131,7 +149,8 @@ def main(argv=None) -> dict:
                                       "scatter_inside": {r["LABEL"]: r["SCATTER_IN"] for r in tab},
                                       "bias_inside": {r["LABEL"]: r["BIAS_IN"] for r in tab},
                                       "scatter_over_err_inside": {r["LABEL"]: r["RATIO_IN"] for r in tab},
-                                      "floor_inside": {r["LABEL"]: r["FLOOR_IN"] for r in tab}}
+                                      "floor_inside": {r["LABEL"]: r["FLOOR_IN"] for r in tab},
+                                      "scatter_over_crb_inside": {r["LABEL"]: r["OVER_CRB_IN"] for r in tab}}
     if out:
         (out / "fidelity-fit-summary.json").write_text(json.dumps(summary, indent=2))
     return summary
