@@ -33,11 +33,36 @@ def identify_reader(path: str | os.PathLike) -> SpectrumReader:
                 return cls()
         except Exception as exc:  # a reader's identify must not break the others
             log.warning("reader %r failed identifying %s: %s", name, path, exc)
+    raise UnknownFormatError(path, f"{describe_content(path)}; no installed reader recognises it (tried: "
+                                   f"{', '.join(sorted(readers)) or 'none'}): remove it from the input, or "
+                                   "install the reader plugin of its survey")
+
+
+def describe_content(path: str | os.PathLike) -> str:
+    """A few words on what ``path`` holds, judged from its first bytes (for error messages)."""
+    import gzip
+
+    size = os.path.getsize(path)
+    if size == 0:
+        return "empty file (0 bytes)"
     with open(path, "rb") as fh:
-        head = fh.read(30)
-    what = "a FITS file" if head.startswith(b"SIMPLE  =") or head[:2] == b"\x1f\x8b" else "not a FITS file"
-    raise UnknownFormatError(path, f"{what} that no installed reader recognises "
-                                   f"(tried: {sorted(readers) or 'none'})")
+        head = fh.read(2880)
+    if head[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as fh:
+                inner = fh.read(30)
+        except (OSError, EOFError) as exc:
+            return f"gzip file that cannot be decompressed ({exc})"
+        return ("gzip-compressed FITS file" if inner.startswith(b"SIMPLE  =")
+                else "gzip file whose content is not FITS")
+    if head.startswith(b"SIMPLE  ="):
+        return f"FITS file of {size} bytes" + (" (truncated? FITS files are whole 2880-byte blocks)"
+                                               if size % 2880 else "")
+    try:
+        head.decode("utf-8")
+        return f"text file, not FITS (starts with {head[:20].decode('utf-8', 'replace')!r})"
+    except UnicodeDecodeError:
+        return f"binary file, not FITS (starts with bytes {head[:8].hex()})"
 
 
 def get_reader(reader: str | SpectrumReader | None, path: str | os.PathLike) -> SpectrumReader:

@@ -19,7 +19,7 @@ from astropy.constants import c
 from scipy.ndimage import median_filter
 
 from .. import __version__
-from ..flags import Flag
+from ..flags import Flag, join_reasons
 from ..io.batch import SpectrumBatch
 from ..io.readers import SurveySpectra
 from .continuum import normalise
@@ -47,7 +47,8 @@ class PrepareSettings:
     outlier_window : int
         Running-median window (pixels).
     min_good_fraction : float
-        Below this fraction of good pixels on the grid the spectrum is flagged ``FEW_PIXELS``.
+        Below this fraction of good pixels among the pixels the model fits (the whole grid, or the
+        ``fit_pixels`` of :func:`prepare`) the spectrum is flagged ``FEW_PIXELS``.
     """
 
     continuum_width: float | None = None
@@ -91,8 +92,57 @@ def _snr(flux, ivar, good):
     return np.where(np.isfinite(out), out, 0.0)
 
 
+def check_wavelengths(spectra: SurveySpectra) -> None:
+    """Raise :class:`~ddpayne.exceptions.SpectrumFileError` naming the arm whose wavelengths do not
+    increase strictly (reversed or scrambled arrays would otherwise mask every pixel in the resampling)."""
+    from ..exceptions import SpectrumFileError
+
+    for arm, spec in spectra.arms.items():
+        wave = spec.spectral_axis.to_value(u.AA)
+        step = np.diff(wave)
+        if wave.size > 1 and not np.all(step > 0):
+            how = ("decreases: the array is reversed" if np.all(step < 0) else
+                   f"is not strictly increasing ({int((step <= 0).sum())} steps <= 0)")
+            raise SpectrumFileError(spectra.source, f"arm {arm}: the wavelength array {how}; ddpayne needs "
+                                                    "wavelengths increasing with the pixel index: fix the file")
+
+
+def pixel_flags(meta, good: np.ndarray, source: str = "", min_good_fraction: float = 0.5) -> None:
+    """Set ``N_GOOD_PIX`` and the ``ALL_MASKED``/``FEW_PIXELS`` bits (with reasons) of ``meta`` in place.
+
+    Parameters
+    ----------
+    meta : Table
+        One row per spectrum with ``FLAG`` and ``FLAG_REASON``.
+    good : array of bool, shape (n_spec, n_pix)
+        The usable pixels among those the model fits.
+    source : str
+        Named in the log.
+    min_good_fraction : float
+        See :class:`PrepareSettings`.
+    """
+    good = np.atleast_2d(good)
+    n_pix = good.shape[1]
+    n_good = good.sum(axis=1)
+    flag = np.asarray(meta["FLAG"], dtype=np.int64).copy()
+    reasons = [str(r) for r in meta["FLAG_REASON"]]
+    for i in range(len(meta)):
+        if n_good[i] == 0:
+            flag[i] |= int(Flag.ALL_MASKED)
+            reasons[i] = join_reasons(reasons[i], "all pixels masked (NaN or zero ivar)")
+            log.warning("%s: spectrum %s has no usable pixel", source, meta["ID"][i])
+        elif n_good[i] < min_good_fraction * n_pix:
+            flag[i] |= int(Flag.FEW_PIXELS)
+            reasons[i] = join_reasons(reasons[i], f"only {n_good[i]} of the {n_pix} pixels the model fits "
+                                                  "are usable")
+    meta["N_GOOD_PIX"] = n_good
+    meta["FLAG"] = flag
+    meta["FLAG_REASON"] = reasons
+
+
 def prepare(spectra: SurveySpectra, grid: np.ndarray | None = None, settings: PrepareSettings | None = None,
-            continuum_width: float | None = None, reader=None) -> SpectrumBatch:
+            continuum_width: float | None = None, reader=None, fit_pixels: np.ndarray | None = None
+            ) -> SpectrumBatch:
     """Turn raw survey spectra into a normalised, rest-frame :class:`~ddpayne.io.batch.SpectrumBatch`.
 
     Every input spectrum keeps its row (in order); problems are recorded in ``FLAG`` and
@@ -110,7 +160,16 @@ def prepare(spectra: SurveySpectra, grid: np.ndarray | None = None, settings: Pr
         Overrides ``settings.continuum_width``.
     reader : SpectrumReader, optional
         Supplies the default grid and continuum width.
+    fit_pixels : array of bool, optional
+        The grid pixels the model will fit (e.g. wavelength windows cut after the normalisation); ``N_GOOD_PIX``
+        and ``FEW_PIXELS`` count these. Default: the whole grid.
+
+    Raises
+    ------
+    ddpayne.exceptions.SpectrumFileError
+        If an arm's wavelengths do not increase (:func:`check_wavelengths`).
     """
+    check_wavelengths(spectra)
     settings = settings or PrepareSettings()
     width = continuum_width or settings.continuum_width or (
         getattr(reader, "continuum_width", None) or 20.0)
@@ -151,22 +210,19 @@ def prepare(spectra: SurveySpectra, grid: np.ndarray | None = None, settings: Pr
     norm_flux, norm_ivar, _ = normalise(grid, merged, wsum, width=width)
 
     good = norm_ivar > 0
-    n_good = good.sum(axis=1)
     meta["SNR"] = _snr(norm_flux, norm_ivar, good)
-    meta["N_GOOD_PIX"] = n_good
     for i in range(n):
-        if n_good[i] == 0:
-            flag[i] |= int(Flag.ALL_MASKED)
-            reasons[i] = "; ".join(r for r in (reasons[i], "all pixels masked (NaN or zero ivar)") if r)
-            log.warning("%s: spectrum %s has no usable pixel", spectra.source, meta["ID"][i])
-        elif n_good[i] < settings.min_good_fraction * grid.size:
-            flag[i] |= int(Flag.FEW_PIXELS)
-            reasons[i] = "; ".join(r for r in (reasons[i], f"only {n_good[i]} of {grid.size} pixels usable") if r)
         if not has_rv[i] and not flag[i] & Flag.NO_RV:
             flag[i] |= int(Flag.NO_RV)
-            reasons[i] = "; ".join(r for r in (reasons[i], "RV is NaN: not shifted to the rest frame") if r)
+            reasons[i] = join_reasons(reasons[i], "RV is NaN: not shifted to the rest frame")
     meta["FLAG"] = flag
     meta["FLAG_REASON"] = reasons
+    if fit_pixels is not None:
+        fit_pixels = np.asarray(fit_pixels, dtype=bool)
+        if fit_pixels.shape != grid.shape:
+            raise ValueError(f"fit_pixels has shape {fit_pixels.shape}; the grid has {grid.size} pixels")
+        good = good[:, fit_pixels]
+    pixel_flags(meta, good, spectra.source, settings.min_good_fraction)
     provenance = {
         "survey": spectra.survey, "reader": getattr(reader, "name", None), "source": spectra.source,
         "continuum_width": width, "grid": [float(grid[0]), float(grid[-1]), int(grid.size)],
@@ -185,8 +241,9 @@ def select_stars(batch: SpectrumBatch) -> tuple[SpectrumBatch, "Table"]:
 
 
 def prepare_file(path, reader=None, catalogue=None, grid: np.ndarray | None = None,
-                 settings: PrepareSettings | None = None, chunk_size: int = 256):
-    """Read and prepare one survey file chunk by chunk.
+                 settings: PrepareSettings | None = None, chunk_size: int = 256,
+                 fit_pixels: np.ndarray | None = None):
+    """Read and prepare one survey file chunk by chunk (``fit_pixels``: see :func:`prepare`).
 
     Yields
     ------
@@ -199,7 +256,7 @@ def prepare_file(path, reader=None, catalogue=None, grid: np.ndarray | None = No
     if catalogue is not None and not hasattr(catalogue, "colnames"):
         catalogue = rd.read_catalogue(catalogue)
     for chunk in iter_spectra(path, rd, catalogue=catalogue, chunk_size=chunk_size):
-        yield prepare(chunk, grid=grid, settings=settings, reader=rd)
+        yield prepare(chunk, grid=grid, settings=settings, reader=rd, fit_pixels=fit_pixels)
 
 
 def prepare_files(paths: Sequence, reader=None, catalogue=None, grid=None, settings=None,

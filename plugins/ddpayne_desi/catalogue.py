@@ -96,16 +96,36 @@ def read_mws_catalogue(path: str | os.PathLike) -> Table:
 
 
 def match_catalogue(targetids: np.ndarray, catalogue: Table, survey: str | None = None,
-                    program: str | None = None) -> np.ndarray:
+                    program: str | None = None, return_ambiguous: bool = False):
     """Row index into ``catalogue`` for each TARGETID (-1 where absent).
 
     A TARGETID observed in several surveys/programs has several rows; the one of the coadd's own
     ``survey``/``program`` is taken when those columns exist, else the ``PRIMARY`` one, else the first.
+
+    Parameters
+    ----------
+    targetids : array of int
+        The coadd's TARGETIDs.
+    catalogue : Table
+        From :func:`read_mws_catalogue`.
+    survey, program : str, optional
+        The coadd's ``SURVEY`` and ``PROGRAM`` (primary header).
+    return_ambiguous : bool
+        Also return, per TARGETID, why its match is ambiguous ('' when it is not): several rows are equally
+        preferred (same survey/program/PRIMARY standing) and their ``VRAD`` differ by more than three times
+        the larger ``VRAD_ERR`` (at least 1 km/s).
+
+    Returns
+    -------
+    index : ndarray of int
+    ambiguous : ndarray of str
+        Only with ``return_ambiguous``.
     """
     cat_ids = np.asarray(catalogue["TARGETID"], dtype=np.int64)
     order = np.arange(len(catalogue))
     preferred = np.zeros(len(catalogue), dtype=int)
-    if survey and "SURVEY" in catalogue.colnames and "PROGRAM" in catalogue.colnames:
+    has_survey = bool(survey) and "SURVEY" in catalogue.colnames and "PROGRAM" in catalogue.colnames
+    if has_survey:
         same = ((np.char.strip(np.asarray(catalogue["SURVEY"]).astype(str)) == survey)
                 & (np.char.strip(np.asarray(catalogue["PROGRAM"]).astype(str)) == (program or "")))
         preferred -= 2 * same
@@ -121,4 +141,30 @@ def match_catalogue(targetids: np.ndarray, catalogue: Table, survey: str | None 
     pos = np.clip(pos, 0, max(len(uniq_ids) - 1, 0))
     found = (len(uniq_ids) > 0) & (uniq_ids[pos] == targetids) if len(uniq_ids) else np.zeros(
         targetids.shape, bool)
-    return np.where(found, uniq_rows[pos] if len(uniq_ids) else -1, -1)
+    index = np.where(found, uniq_rows[pos] if len(uniq_ids) else -1, -1)
+    if not return_ambiguous:
+        return index
+    ambiguous = np.full(targetids.shape, "", dtype=object)
+    ids, counts = np.unique(cat_ids, return_counts=True)
+    repeated = set(ids[counts > 1].tolist())
+    vrad = np.asarray(catalogue["VRAD"], dtype=float)
+    vrad_err = (np.asarray(catalogue["VRAD_ERR"], dtype=float) if "VRAD_ERR" in catalogue.colnames
+                else np.full(len(catalogue), np.nan))
+    where = (f"survey '{survey}', program '{program or ''}'" if has_survey and survey
+             else "a coadd without SURVEY/PROGRAM" if not survey else "no SURVEY/PROGRAM columns")
+    for k in np.flatnonzero(found):
+        if int(targetids[k]) not in repeated:
+            continue
+        rows = np.flatnonzero(cat_ids == targetids[k])
+        tied = rows[preferred[rows] == preferred[index[k]]]
+        v = vrad[tied][np.isfinite(vrad[tied])]
+        if v.size < 2:
+            continue
+        err = vrad_err[tied][np.isfinite(vrad_err[tied])]
+        tol = max(1.0, 3.0 * float(err.max()) if err.size else 0.0)
+        if v.max() - v.min() > tol:
+            ambiguous[k] = (f"TARGETID {int(targetids[k])} has {tied.size} equally matching rows in the MWS "
+                            f"catalogue ({where}) with VRAD {', '.join(f'{x:.1f}' for x in vrad[tied])} km/s: "
+                            f"the first (row {int(index[k])}) was used; remove the wrong row or give the "
+                            "catalogue SURVEY/PROGRAM/PRIMARY columns")
+    return index, ambiguous

@@ -19,7 +19,7 @@ from astropy.table import Table
 from specutils import Spectrum
 
 from ddpayne.exceptions import SpectrumFileError
-from ddpayne.flags import Flag
+from ddpayne.flags import Flag, join_reasons
 from ddpayne.io.readers import SpectrumReader, SurveySpectra
 from ddpayne.prepare.grid import desi_grid
 
@@ -94,7 +94,8 @@ class DESIReader(SpectrumReader):
                 raise SpectrumFileError(path, f"no FIBERMAP HDU (HDUs: {names})")
             arms = [a for a in ARMS if f"{a}_FLUX" in names]
             if not arms:
-                raise SpectrumFileError(path, "no B/R/Z _FLUX HDU")
+                raise SpectrumFileError(path, f"no B/R/Z _FLUX HDU (HDUs: {names}): not a DESI coadd/spectra "
+                                              "file with spectra")
             fm_hdu = hdul["FIBERMAP"]
             n_all = fm_hdu.header["NAXIS2"]
             rows = rows or slice(0, n_all)
@@ -109,6 +110,15 @@ class DESIReader(SpectrumReader):
             for arm in arms:
                 spectra[arm], resolution[arm] = self._read_arm(path, hdul, names, arm, rows, n_all, n)
             meta = self._metadata(path, hdul[0].header, fm, catalogue)
+        missing = [a for a in ARMS if a not in arms]
+        if missing:   # the other arms are still worth fitting, but never silently without these pixels
+            what = ", ".join(f"{a} (no {a}_FLUX HDU)" for a in missing)
+            log.warning("%s: arm(s) %s missing: their pixels are not fitted for any spectrum of the file",
+                        path, what)
+            meta["FLAG"] |= int(Flag.MISSING_ARM)
+            meta["FLAG_REASON"] = [join_reasons(r, f"arm(s) {what} missing from {os.path.basename(path)}: "
+                                                   "their pixels are not fitted")
+                                   for r in meta["FLAG_REASON"]]
         return SurveySpectra(arms=spectra, meta=meta, resolution=resolution, survey=self.survey,
                              source=path)
 
@@ -173,7 +183,8 @@ class DESIReader(SpectrumReader):
             for c in ("TARGETID", "RR_SPECTYPE", "VRAD"):
                 if c not in catalogue.colnames:
                     raise SpectrumFileError(path, f"catalogue lacks column {c}")
-            idx = match_catalogue(tid, catalogue, header.get("SURVEY"), header.get("PROGRAM"))
+            survey, program = (str(header.get(k) or "").strip() or None for k in ("SURVEY", "PROGRAM"))
+            idx, ambiguous = match_catalogue(tid, catalogue, survey, program, return_ambiguous=True)
             found = idx >= 0
             cat = catalogue[np.where(found, idx, 0)] if len(catalogue) else None
             if cat is not None:
@@ -195,10 +206,14 @@ class DESIReader(SpectrumReader):
                     reason[i] = f"TARGETID {tid[i]} not in the MWS catalogue"
                 elif not is_star[i]:
                     flag[i] |= int(Flag.NOT_STAR)
-                    reason[i] = f"RR_SPECTYPE is {spectype[i] or 'empty'!r}, not STAR"
+                    reason[i] = f"RR_SPECTYPE is '{spectype[i] or 'empty'}', not STAR"
                 elif not np.isfinite(rv[i]):
                     flag[i] |= int(Flag.NO_RV)
                     reason[i] = "catalogue VRAD is NaN: spectrum left in the observed frame"
+                if found[i] and ambiguous[i]:
+                    flag[i] |= int(Flag.AMBIGUOUS_CATALOGUE)
+                    reason[i] = join_reasons(reason[i], ambiguous[i])
+                    log.warning("%s: %s", os.path.basename(path), ambiguous[i])
         if "OBJTYPE" in meta.colnames:
             sky = np.asarray(meta["OBJTYPE"]) == "SKY"
             flag[sky] |= int(Flag.NOT_STAR)
