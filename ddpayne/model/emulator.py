@@ -102,6 +102,25 @@ class Emulator(abc.ABC):
         """Optional hook called by the trainer before the first epoch with the ivar-weighted mean
         training flux per pixel (numpy ``(n_pix,)``), e.g. to start the output bias there."""
 
+    def to(self, device=None):
+        """Move the emulator's tensors to ``device`` (trainable emulators; default: nothing to move)."""
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True):
+        """Switch autograd tracking of the parameters on (training) or off (inference)."""
+        return self
+
+    @property
+    def manual_backward(self) -> bool:
+        """Whether :meth:`data_term_backward` (a hand-written back-propagation) is available."""
+        return False
+
+    def data_term_backward(self, labels, flux, ivar, pixels=None, scale: float = 1.0) -> float:
+        """Add ``scale`` × ∂/∂θ Σ ivar (f(labels) − flux)² to ``param.grad`` by hand and return the
+        scaled term (emulators whose :attr:`manual_backward` is True)."""
+        raise NotImplementedError(f"emulator {type(self).__name__} ({self.name!r}) has no hand-written "
+                                  "back-propagation")
+
 
 def load_emulator(path, **options) -> Emulator:
     """Load an emulator saved by any installed emulator plugin.

@@ -42,6 +42,7 @@ from ..exceptions import DDPayneError, IncompatibleModelError
 from ..io.atomic import atomic_path
 from ..labels import LABEL_NAMES, LABEL_UNIT_STRINGS
 from .emulator import Emulator, load_emulator  # noqa: F401  (load_emulator re-exported for convenience)
+from .regularizer import Regularizer
 
 log = logging.getLogger(__name__)
 
@@ -217,18 +218,6 @@ def _hash_arrays(*arrays) -> str:
     return h.hexdigest()
 
 
-def _create(kind: str, spec, **defaults):
-    if not isinstance(spec, str):
-        return spec
-    return registry.create(kind, spec, **defaults)
-
-
-def _describe_regularizer(reg) -> dict:
-    if hasattr(reg, "describe"):
-        return reg.describe()
-    return {"name": getattr(reg, "name", type(reg).__name__)}
-
-
 # ---------------------------------------------------------------------------------------- training
 def train_emulator(batch, labels, label_names: Sequence[str] | None = None, *,
                    star_ids=None, emulator: str | Emulator = "mlp",
@@ -259,7 +248,9 @@ def train_emulator(batch, labels, label_names: Sequence[str] | None = None, *,
     regularizer : str or Regularizer or None
         Regularizer plugin name (``'kurucz'``, ``'none'``), instance, or None (= ``'none'``).
     regularizer_options : mapping, optional
-        Passed to the regularizer class (``kurucz``: ``{'gradients': 'file.fits', 'weights': {...}}``).
+        With a plugin name: the plugin's options, passed unchanged to its
+        :meth:`~ddpayne.model.regularizer.Regularizer.from_options`, which validates them (``kurucz``:
+        ``{'gradients': 'file.fits', 'weights': {...}}``).
     settings : TrainingSettings, optional
     checkpoint_dir : path, optional
         Folder for ``checkpoint.pt`` (and ``history.ecsv``); enables resuming.
@@ -300,13 +291,65 @@ def train_emulator(batch, labels, label_names: Sequence[str] | None = None, *,
 
 def _train(batch, labels, label_names, star_ids, emulator, emulator_options, regularizer,
            regularizer_options, settings, checkpoint_dir, resume, output, callback):
-    import torch
+    """The training run: check the inputs, build the model and regularizer, run the epochs, finish."""
     from tqdm.auto import tqdm
 
-    n_spec, n_pix = batch.flux.shape
+    flux, ivar, lab, label_names, ids = _training_arrays(batch, labels, label_names, star_ids)
+    train_idx, val_idx = split_by_star(ids, settings.validation_fraction, settings.seed)
+    emu, emu_new = _make_emulator(emulator, emulator_options, label_names, batch.wavelength, lab, settings)
+    reg = _make_regularizer(regularizer, regularizer_options, emu, lab[train_idx])
+    _check_determined(emu, reg, len(train_idx), label_names, settings)
+    reg_info = reg.describe()
+    run = _TrainingRun.start(emu, reg, flux, ivar, lab, train_idx, val_idx, settings)
+    log.info("training %s on %d spectra (%d train / %d validation, %d stars), %d pixels in %d chunk(s)",
+             emu, len(lab), len(train_idx), len(val_idx), np.unique(ids).size, run.n_pix, len(run.chunks))
+
+    fingerprint = {
+        "settings": settings.fingerprint(), "emulator": getattr(emu, "name", type(emu).__name__),
+        "emulator_options": json.loads(json.dumps(dict(emulator_options or {}), default=str)),
+        "regularizer": json.loads(json.dumps(reg_info, default=str)),
+        "data": _hash_arrays(batch.wavelength, flux, ivar, lab, ids.astype("U")),
+        "label_names": list(label_names), "checkpoint_version": CHECKPOINT_VERSION,
+    }
+    ckpt = Path(checkpoint_dir) / "checkpoint.pt" if checkpoint_dir is not None else None
+    progress = _Progress()
+    if ckpt is not None and resume and ckpt.exists():
+        progress = _load_checkpoint(ckpt, fingerprint, run)
+    elif emu_new:
+        emu.initialize(_mean_training_flux(run))
+
+    bar = tqdm(range(progress.epoch, settings.epochs), desc="training", unit="epoch",
+               disable=not settings.progress, initial=progress.epoch, total=settings.epochs)
+    for epoch in bar:
+        row = _epoch(run, epoch)
+        progress.record(epoch, row, emu)
+        bar.set_postfix(data=f"{row['data_train']:.3g}", val=f"{row['data_val']:.3g}",
+                        reg=f"{row['reg']:.3g}")
+        if ckpt is not None and (progress.epoch % settings.checkpoint_every == 0
+                                 or progress.epoch == settings.epochs):
+            _save_checkpoint(ckpt, fingerprint, run, progress)
+        if callback is not None:
+            callback(epoch, dict(row))
+    bar.close()
+
+    _finish(run, progress, fingerprint, reg_info, len(np.unique(ids)), label_names)
+    if output is not None:
+        emu.save(output)
+    return emu, history_table(progress.history)
+
+
+# ---------------------------------------------------------------------------------------- setup steps
+def _training_arrays(batch, labels, label_names, star_ids):
+    """Checked float32 copies of flux and ivar (bad pixels: ivar 0), the labels and the star ids.
+
+    Raises
+    ------
+    TrainingSetError
+        NaN/inf labels, NaN/inf flux where ivar > 0, labels constant over the training set, bad shapes.
+    """
+    n_spec = batch.flux.shape[0]
     lab, label_names = _label_array(labels, label_names, n_spec)
     ids = _star_ids(batch, star_ids)
-
     bad = ~np.all(np.isfinite(lab), axis=1)
     if bad.any():
         where = [f"{batch.ids[i]} ({', '.join(n for n, v in zip(label_names, lab[i]) if not np.isfinite(v))})"
@@ -327,236 +370,316 @@ def _train(batch, labels, label_names, star_ids, emulator, emulator_options, reg
     if empty.any():
         log.warning("%d training spectra have no valid pixel and do not constrain the model: %s",
                     empty.sum(), list(batch.ids[np.flatnonzero(empty)[:10]]))
-
-    train_idx, val_idx = split_by_star(ids, settings.validation_fraction, settings.seed)
-    lmin, lmax = lab.min(axis=0), lab.max(axis=0)
-    const = [n for n, lo, hi in zip(label_names, lmin, lmax) if not hi > lo]
+    const = [n for n, lo, hi in zip(label_names, lab.min(axis=0), lab.max(axis=0)) if not hi > lo]
     if const:
         raise TrainingSetError(f"labels {const} have the same value for every training spectrum: drop them "
                                f"from label_names or add stars that vary them")
+    return flux, ivar, lab, label_names, ids
 
-    emu_new = isinstance(emulator, str)
-    emu = _create("emulator", emulator, label_names=label_names, wavelength=batch.wavelength,
-                  label_min=lmin, label_max=lmax, seed=settings.seed, dtype=settings.dtype,
-                  device=settings.device, **dict(emulator_options or {}))
-    if not emu_new:
-        if tuple(emu.label_names) != label_names:
-            raise IncompatibleModelError(f"emulator labels {emu.label_names} differ from the training "
-                                         f"labels {label_names}")
-        emu.to(device=settings.device)
-        if hasattr(emu, "requires_grad_"):
-            emu.requires_grad_(True)
+
+def _make_emulator(emulator, options, label_names, wavelength, lab, settings) -> tuple[Emulator, bool]:
+    """A new emulator by plugin name, or the given one checked and moved to the device (and whether it
+    is new: a new one is initialised from the mean training flux)."""
+    if isinstance(emulator, str):
+        emu = registry.create("emulator", emulator, label_names=label_names, wavelength=wavelength,
+                              label_min=lab.min(axis=0), label_max=lab.max(axis=0), seed=settings.seed,
+                              dtype=settings.dtype, device=settings.device, **dict(options or {}))
+        return emu, True
+    if tuple(emulator.label_names) != label_names:
+        raise IncompatibleModelError(f"emulator labels {emulator.label_names} differ from the training "
+                                     f"labels {label_names}")
+    emulator.to(device=settings.device)
+    emulator.requires_grad_(True)
+    return emulator, False
+
+
+def _make_regularizer(regularizer, options, emu, train_labels) -> Regularizer:
+    """The regularizer (plugin name, instance or None), given the training labels and checked against
+    the emulator."""
     if regularizer is None:
         regularizer = "none"
-    reg = _create("regularizer", regularizer, **dict(regularizer_options or {}))
-    if hasattr(reg, "set_training_labels"):
-        reg.set_training_labels(lab[train_idx])
-    reg.check_compatible(emu)
-    reg_info = _describe_regularizer(reg)
+    if isinstance(regularizer, str):
+        regularizer = registry.get("regularizer", regularizer).from_options(options)
+    regularizer.set_training_labels(train_labels)
+    regularizer.check_compatible(emu)
+    return regularizer
 
+
+def _check_determined(emu, reg, n_train: int, label_names, settings) -> None:
+    """Raise TrainingSetError when each pixel's model has more free parameters than constraints."""
     n_par = emu.n_parameters_per_pixel
-    n_con = len(train_idx) + int(getattr(reg, "n_constraints_per_pixel", 0) or 0)
+    n_con = n_train + int(reg.n_constraints_per_pixel or 0)
     if n_par and n_con < n_par and not settings.allow_underdetermined:
-        extra = f" + {n_con - len(train_idx)} gradient constraints" if n_con > len(train_idx) else ""
+        extra = f" + {n_con - n_train} gradient constraints" if n_con > n_train else ""
         raise TrainingSetError(
-            f"the training set has {len(train_idx)} training spectra{extra}"
+            f"the training set has {n_train} training spectra{extra}"
             f" = {n_con} constraints per pixel, fewer than the {n_par} free parameters of each pixel's "
             f"model ({type(emu).__name__} with {len(label_names)} labels): add training stars, use a "
             f"smaller network (e.g. emulator_options={{'n_hidden': 10}}), or set "
             f"TrainingSettings(allow_underdetermined=True) to train anyway")
 
-    dev = emu.device
-    dt = emu.dtype
-    t_flux = torch.as_tensor(flux, dtype=dt, device=dev)
-    t_ivar = torch.as_tensor(ivar, dtype=dt, device=dev)
-    t_lab = torch.as_tensor(lab, dtype=dt, device=dev)
-    t_train = torch.as_tensor(train_idx, device=dev)
-    t_val = torch.as_tensor(val_idx, device=dev)
 
-    # the pixel chunk: bound the activations of one chunk by the memory budget
-    rows = settings.batch_size
-    if getattr(reg, "_prepared", None) is not None:  # the Kurucz regularizer's rows per step
-        p = reg._prepared
-        rows = max(rows, len(p["refs"]) * (len(p["labels"]) + 1))
-    supports_pixels = "pixels" in inspect.signature(emu.flux).parameters
-    manual = bool(getattr(emu, "manual_backward", False)) and hasattr(emu, "data_term_backward") and (
-        settings.backprop == "manual" or (settings.backprop == "auto" and emu.device.type == "cpu"))
-    reg_manual = manual and hasattr(reg, "penalty_backward")
-    reg_pixels = "pixels" in inspect.signature(reg.penalty).parameters
+def pixel_chunks(emu, reg, settings: TrainingSettings, n_pix: int, bytes_per_value: int) -> list:
+    """The pixel slices evaluated at once (``[None]``: all pixels together).
+
+    The chunk bounds the activations of one evaluation (``n_hidden`` × rows × pixels, rows: the larger
+    of the batch size and the regularizer's :attr:`~ddpayne.model.regularizer.Regularizer.rows_per_step`)
+    by ``settings.memory_budget_mb``, unless ``settings.pixel_chunk`` fixes it. Emulators whose ``flux``
+    takes no ``pixels`` argument are evaluated on all pixels at once.
+    """
     if settings.pixel_chunk:
         chunk = int(settings.pixel_chunk)
     else:
+        rows = max(settings.batch_size, int(reg.rows_per_step or 0))
         width = getattr(emu, "n_hidden", 40)
-        chunk = int(settings.memory_budget_mb * 2**20 / (8 * width * rows * t_flux.element_size()))
-        chunk = max(16, chunk)
-    if not supports_pixels or chunk >= n_pix:
-        chunks = [None]
-    else:
-        chunks = [slice(s, min(s + chunk, n_pix)) for s in range(0, n_pix, chunk)]
-    log.info("training %s on %d spectra (%d train / %d validation, %d stars), %d pixels in %d chunk(s)",
-             emu, n_spec, len(train_idx), len(val_idx), np.unique(ids).size, n_pix, len(chunks))
+        chunk = max(16, int(settings.memory_budget_mb * 2**20 / (8 * width * rows * bytes_per_value)))
+    if "pixels" not in inspect.signature(emu.flux).parameters or chunk >= n_pix:
+        return [None]
+    return [slice(s, min(s + chunk, n_pix)) for s in range(0, n_pix, chunk)]
 
-    fingerprint = {
-        "settings": settings.fingerprint(), "emulator": getattr(emu, "name", type(emu).__name__),
-        "emulator_options": json.loads(json.dumps(dict(emulator_options or {}), default=str)),
-        "regularizer": json.loads(json.dumps(reg_info, default=str)),
-        "data": _hash_arrays(batch.wavelength, flux, ivar, lab, ids.astype("U")),
-        "label_names": list(label_names), "checkpoint_version": CHECKPOINT_VERSION,
-    }
 
-    optimizer = torch.optim.Adam(emu.parameters(), lr=settings.learning_rate)
-    gen = torch.Generator().manual_seed(settings.seed)
-    history: list[dict] = []
-    best = {"loss": math.inf, "epoch": -1, "state": None}
-    start = 0
-    ckpt = Path(checkpoint_dir) / "checkpoint.pt" if checkpoint_dir is not None else None
+def _uses_manual_backward(emu, settings: TrainingSettings) -> bool:
+    """Whether the emulator back-propagates by hand (``backprop``: manual, or auto on a CPU)."""
+    return bool(emu.manual_backward) and (
+        settings.backprop == "manual" or (settings.backprop == "auto" and emu.device.type == "cpu"))
 
-    if ckpt is not None and resume and ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        if state.get("fingerprint") != fingerprint:
-            raise IncompatibleModelError(
-                f"checkpoint {ckpt} belongs to another training run (other data, labels, settings, "
-                f"emulator or regularizer): delete it, use another checkpoint_dir, or pass resume=False")
-        emu.load_state_dict(state["emulator"])
-        optimizer.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        history = state["history"]
-        best = state["best"]
-        start = state["epoch"]
-        log.info("resumed from %s at epoch %d", ckpt, start)
-    elif emu_new:
-        w = t_ivar[t_train]
-        mean = (t_flux[t_train] * w).sum(0) / w.sum(0).clamp_min(1e-30)
-        fallback = t_flux[t_train].mean(0)
-        mean = torch.where(w.sum(0) > 0, mean, fallback)
-        emu.initialize(mean.double().cpu().numpy())
 
-    def data_term(idx, pixels, grad: bool):
-        sl = slice(None) if pixels is None else pixels
-        kw = {} if pixels is None else {"pixels": pixels}
-        with torch.set_grad_enabled(grad):
-            f = emu.flux(t_lab[idx], **kw)
-            return ((f - t_flux[idx][:, sl]) ** 2 * t_ivar[idx][:, sl]).sum()
+@dataclass
+class _TrainingRun:
+    """What the steps of one training run share: model, regularizer, optimiser, data on the device."""
 
-    def save_checkpoint(epoch: int):
-        if ckpt is None:
-            return
-        content = {"fingerprint": fingerprint, "epoch": epoch, "emulator": emu.state_dict(),
-                   "optimizer": optimizer.state_dict(), "generator": gen.get_state(), "history": history,
-                   "best": best, "ddpayne_version": __version__}
-        with atomic_path(ckpt) as tmp:
-            torch.save(content, tmp)
-        hist = history_table(history) if history else None
-        if hist is not None:
-            with atomic_path(ckpt.parent / "history.ecsv") as tmp:
-                hist.write(tmp, format="ascii.ecsv")
+    emu: Emulator
+    reg: Regularizer
+    settings: TrainingSettings
+    optimizer: Any
+    generator: Any
+    flux: Any
+    ivar: Any
+    labels: Any
+    train: Any
+    val: Any
+    chunks: list
+    manual: bool
 
-    bar = tqdm(range(start, settings.epochs), desc="training", unit="epoch", disable=not settings.progress,
-               initial=start, total=settings.epochs)
-    for epoch in bar:
-        t_start = time.perf_counter()
-        lr = settings.learning_rate_at(epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        perm = t_train[torch.randperm(len(train_idx), generator=gen).to(dev)]
-        n_batches = -(-len(train_idx) // settings.batch_size)
-        data_sum = 0.0
-        reg_sum = 0.0
-        n_steps = 0
-        for b0 in range(0, len(perm), settings.batch_size):
-            idx = perm[b0:b0 + settings.batch_size]
-            nb = len(idx)
-            optimizer.zero_grad(set_to_none=True)
-            if hasattr(reg, "set_step"):   # e.g. the reference subset of a stochastic regularizer
-                reg.set_step(epoch * n_batches + n_steps)
-            step_data = 0.0
-            step_reg = 0.0
-            if manual:   # the emulator back-propagates by hand, block by block (same gradients)
-                step_data = emu.data_term_backward(t_lab[idx], t_flux[idx], t_ivar[idx], scale=1.0 / nb)
-                value = reg.penalty_backward(emu) if reg_manual else None
-                if value is not None:
-                    step_reg = float(value)
-                else:
-                    for px in chunks:
-                        loss_r = reg.penalty(emu, pixels=px) if (px is not None and reg_pixels) \
-                            else reg.penalty(emu)
-                        if loss_r.requires_grad:
-                            loss_r.backward()
-                        step_reg += float(loss_r.detach())
-                        if not reg_pixels:
-                            break
-            else:
-                for px in chunks:
-                    loss_d = data_term(idx, px, True) / nb
-                    loss = loss_d
-                    if reg_pixels:
-                        loss_r = reg.penalty(emu, pixels=px) if px is not None else reg.penalty(emu)
-                        loss = loss + loss_r
-                        step_reg += float(loss_r.detach())
-                    if loss.requires_grad:
-                        loss.backward()
-                    step_data += float(loss_d.detach())
-                if not reg_pixels:
-                    loss_r = reg.penalty(emu)
-                    if loss_r.requires_grad:
-                        loss_r.backward()
-                    step_reg += float(loss_r.detach())
-            optimizer.step()
-            data_sum += step_data * nb
-            reg_sum += step_reg
-            n_steps += 1
-        data_train = data_sum / len(train_idx) / n_pix
-        reg_mean = reg_sum / max(n_steps, 1) / n_pix
-        if len(val_idx):
-            vsum = 0.0
-            for v0 in range(0, len(val_idx), settings.batch_size):
-                vidx = t_val[v0:v0 + settings.batch_size]
-                vsum += sum(float(data_term(vidx, px, False)) for px in chunks)
-            data_val = vsum / len(val_idx) / n_pix
-        else:
-            data_val = float("nan")
-        loss_val = (data_val if len(val_idx) else data_train) + reg_mean
-        row = {"epoch": epoch, "data_train": data_train, "data_val": data_val, "reg": reg_mean,
-               "loss_val": loss_val, "lr": lr, "seconds": time.perf_counter() - t_start}
-        for px in settings.track_pixels:     # one pixel's terms (paper Fig. 3), not timed
-            one = slice(int(px), int(px) + 1)
-            with torch.no_grad():
-                row[f"data_train_{px}"] = sum(float(data_term(t_train[a:a + settings.batch_size], one, False))
-                                              for a in range(0, len(train_idx), settings.batch_size)
-                                              ) / len(train_idx)
-                row[f"data_val_{px}"] = (sum(float(data_term(t_val[a:a + settings.batch_size], one, False))
-                                             for a in range(0, len(val_idx), settings.batch_size))
-                                         / len(val_idx)) if len(val_idx) else float("nan")
-                row[f"reg_{px}"] = float(reg.penalty(emu, pixels=one)) if reg_pixels else float("nan")
-        history.append(row)
-        if loss_val < best["loss"]:
-            best = {"loss": loss_val, "epoch": epoch,
-                    "state": {k: v.detach().cpu().clone() for k, v in emu.state_dict().items()}}
-        bar.set_postfix(data=f"{data_train:.3g}", val=f"{data_val:.3g}", reg=f"{reg_mean:.3g}")
-        if ckpt is not None and ((epoch + 1) % settings.checkpoint_every == 0
-                                 or epoch + 1 == settings.epochs):
-            save_checkpoint(epoch + 1)
-        if callback is not None:
-            callback(epoch, dict(row))
-    bar.close()
+    @classmethod
+    def start(cls, emu, reg, flux, ivar, lab, train_idx, val_idx, settings) -> _TrainingRun:
+        import torch
 
-    if best["state"] is not None:
-        emu.load_state_dict(best["state"])
-    if hasattr(emu, "requires_grad_"):
-        emu.requires_grad_(False)   # the result is for inference: no autograd graphs in the fitters
-    optimizer.zero_grad(set_to_none=True)
+        dev, dt = emu.device, emu.dtype
+        t_flux = torch.as_tensor(flux, dtype=dt, device=dev)
+        return cls(emu=emu, reg=reg, settings=settings,
+                   optimizer=torch.optim.Adam(emu.parameters(), lr=settings.learning_rate),
+                   generator=torch.Generator().manual_seed(settings.seed), flux=t_flux,
+                   ivar=torch.as_tensor(ivar, dtype=dt, device=dev),
+                   labels=torch.as_tensor(lab, dtype=dt, device=dev),
+                   train=torch.as_tensor(train_idx, device=dev), val=torch.as_tensor(val_idx, device=dev),
+                   chunks=pixel_chunks(emu, reg, settings, flux.shape[1], t_flux.element_size()),
+                   manual=_uses_manual_backward(emu, settings))
+
+    @property
+    def n_pix(self) -> int:
+        return self.flux.shape[1]
+
+
+def _mean_training_flux(run: _TrainingRun) -> np.ndarray:
+    """ivar-weighted mean training flux per pixel (plain mean where no pixel is valid)."""
+    import torch
+
+    w = run.ivar[run.train]
+    mean = (run.flux[run.train] * w).sum(0) / w.sum(0).clamp_min(1e-30)
+    mean = torch.where(w.sum(0) > 0, mean, run.flux[run.train].mean(0))
+    return mean.double().cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------------- the loss
+def _data_term(run: _TrainingRun, idx, pixels, grad: bool):
+    """Σ ivar (f(ℓ) − f_obs)² over the spectra ``idx`` and the pixel slice ``pixels`` (None: all)."""
+    import torch
+
+    sl = slice(None) if pixels is None else pixels
+    kw = {} if pixels is None else {"pixels": pixels}
+    with torch.set_grad_enabled(grad):
+        f = run.emu.flux(run.labels[idx], **kw)
+        return ((f - run.flux[idx][:, sl]) ** 2 * run.ivar[idx][:, sl]).sum()
+
+
+def _penalty(run: _TrainingRun, pixels):
+    """The regularizer's term over ``pixels`` (the whole term when it is not pixelwise)."""
+    if run.reg.pixelwise and pixels is not None:
+        return run.reg.penalty(run.emu, pixels=pixels)
+    return run.reg.penalty(run.emu)
+
+
+def _autograd_gradients(run: _TrainingRun, idx) -> tuple[float, float]:
+    """Accumulate ∂(data/n + R)/∂θ chunk by chunk with autograd; return (data/n, R)."""
+    nb = len(idx)
+    step_data = step_reg = 0.0
+    for px in run.chunks:
+        loss_d = _data_term(run, idx, px, True) / nb
+        loss = loss_d
+        if run.reg.pixelwise:
+            loss_r = _penalty(run, px)
+            loss = loss + loss_r
+            step_reg += float(loss_r.detach())
+        if loss.requires_grad:
+            loss.backward()
+        step_data += float(loss_d.detach())
+    if not run.reg.pixelwise:
+        step_reg += _penalty_with_autograd(run)
+    return step_data, step_reg
+
+
+def _manual_gradients(run: _TrainingRun, idx) -> tuple[float, float]:
+    """Accumulate the gradients with the emulator's hand-written back-propagation (the regularizer's
+    own when it has one, else autograd on its term); return (data/n, R)."""
+    step_data = run.emu.data_term_backward(run.labels[idx], run.flux[idx], run.ivar[idx],
+                                           scale=1.0 / len(idx))
+    value = run.reg.penalty_backward(run.emu)
+    step_reg = float(value) if value is not None else _penalty_with_autograd(run)
+    return step_data, step_reg
+
+
+def _penalty_with_autograd(run: _TrainingRun) -> float:
+    """Accumulate ∂R/∂θ with autograd (chunk by chunk when pixelwise); return R."""
+    total = 0.0
+    for px in (run.chunks if run.reg.pixelwise else [None]):
+        loss_r = _penalty(run, px)
+        if loss_r.requires_grad:
+            loss_r.backward()
+        total += float(loss_r.detach())
+    return total
+
+
+# ---------------------------------------------------------------------------------------- step and epoch
+def _step(run: _TrainingRun, idx, step: int) -> tuple[float, float]:
+    """One optimiser step on the spectra ``idx``; returns the step's data term (per spectrum) and R."""
+    run.optimizer.zero_grad(set_to_none=True)
+    run.reg.set_step(step)   # e.g. the reference subset of a stochastic regularizer
+    terms = _manual_gradients(run, idx) if run.manual else _autograd_gradients(run, idx)
+    run.optimizer.step()
+    return terms
+
+
+def _epoch(run: _TrainingRun, epoch: int) -> dict:
+    """One pass over the training stars in a seeded random order; returns the history row."""
+    import torch
+
+    t_start = time.perf_counter()
+    s = run.settings
+    lr = s.learning_rate_at(epoch)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    n_train = len(run.train)
+    perm = run.train[torch.randperm(n_train, generator=run.generator).to(run.emu.device)]
+    n_batches = -(-n_train // s.batch_size)
+    data_sum = reg_sum = 0.0
+    n_steps = 0
+    for b0 in range(0, n_train, s.batch_size):
+        idx = perm[b0:b0 + s.batch_size]
+        step_data, step_reg = _step(run, idx, epoch * n_batches + n_steps)
+        data_sum += step_data * len(idx)
+        reg_sum += step_reg
+        n_steps += 1
+    data_train = data_sum / n_train / run.n_pix
+    reg_mean = reg_sum / max(n_steps, 1) / run.n_pix
+    data_val = _data_per_pixel(run, run.val, run.chunks)
+    loss_val = (data_val if len(run.val) else data_train) + reg_mean
+    row = {"epoch": epoch, "data_train": data_train, "data_val": data_val, "reg": reg_mean,
+           "loss_val": loss_val, "lr": lr, "seconds": time.perf_counter() - t_start}
+    row.update(_tracked_pixel_terms(run))   # not timed
+    return row
+
+
+def _data_per_pixel(run: _TrainingRun, idx, chunks) -> float:
+    """The data term of the spectra ``idx`` per spectrum and per pixel of ``chunks`` (NaN if none)."""
+    if not len(idx):
+        return float("nan")
+    n_pix = sum((run.n_pix if px is None else px.stop - px.start) for px in chunks)
+    total = 0.0
+    for a in range(0, len(idx), run.settings.batch_size):
+        total += sum(float(_data_term(run, idx[a:a + run.settings.batch_size], px, False)) for px in chunks)
+    return total / len(idx) / n_pix
+
+
+def _tracked_pixel_terms(run: _TrainingRun) -> dict:
+    """The loss terms of each of ``settings.track_pixels`` (paper Fig. 3: one pixel's loss curve)."""
+    import torch
+
+    row = {}
+    for px in run.settings.track_pixels:
+        one = slice(int(px), int(px) + 1)
+        with torch.no_grad():
+            row[f"data_train_{px}"] = _data_per_pixel(run, run.train, [one])
+            row[f"data_val_{px}"] = _data_per_pixel(run, run.val, [one])
+            row[f"reg_{px}"] = (float(run.reg.penalty(run.emu, pixels=one)) if run.reg.pixelwise
+                                else float("nan"))
+    return row
+
+
+# ---------------------------------------------------------------------------------------- bookkeeping
+@dataclass
+class _Progress:
+    """Where a run stands: epochs done, history rows and the best model so far."""
+
+    epoch: int = 0
+    history: list = dataclasses.field(default_factory=list)
+    best: dict = dataclasses.field(default_factory=lambda: {"loss": math.inf, "epoch": -1, "state": None})
+
+    def record(self, epoch: int, row: dict, emu) -> None:
+        """Add an epoch's row; keep a copy of the model if it has the lowest validation loss so far."""
+        self.history.append(row)
+        self.epoch = epoch + 1
+        if row["loss_val"] < self.best["loss"]:
+            self.best = {"loss": row["loss_val"], "epoch": epoch,
+                         "state": {k: v.detach().cpu().clone() for k, v in emu.state_dict().items()}}
+
+
+def _save_checkpoint(ckpt: Path, fingerprint: dict, run: _TrainingRun, progress: _Progress) -> None:
+    """Write model, optimiser, RNG, history and best model atomically (and ``history.ecsv``)."""
+    import torch
+
+    content = {"fingerprint": fingerprint, "epoch": progress.epoch, "emulator": run.emu.state_dict(),
+               "optimizer": run.optimizer.state_dict(), "generator": run.generator.get_state(),
+               "history": progress.history, "best": progress.best, "ddpayne_version": __version__}
+    with atomic_path(ckpt) as tmp:
+        torch.save(content, tmp)
+    if progress.history:
+        with atomic_path(ckpt.parent / "history.ecsv") as tmp:
+            history_table(progress.history).write(tmp, format="ascii.ecsv")
+
+
+def _load_checkpoint(ckpt: Path, fingerprint: dict, run: _TrainingRun) -> _Progress:
+    """Restore a run from its checkpoint (raises IncompatibleModelError for another run's)."""
+    import torch
+
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    if state.get("fingerprint") != fingerprint:
+        raise IncompatibleModelError(
+            f"checkpoint {ckpt} belongs to another training run (other data, labels, settings, "
+            f"emulator or regularizer): delete it, use another checkpoint_dir, or pass resume=False")
+    run.emu.load_state_dict(state["emulator"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.generator.set_state(state["generator"])
+    log.info("resumed from %s at epoch %d", ckpt, state["epoch"])
+    return _Progress(epoch=state["epoch"], history=state["history"], best=state["best"])
+
+
+def _finish(run: _TrainingRun, progress: _Progress, fingerprint: dict, reg_info: dict, n_stars: int,
+            label_names) -> None:
+    """Load the best-validation weights, make the model inference-only and fill in its provenance."""
+    emu = run.emu
+    if progress.best["state"] is not None:
+        emu.load_state_dict(progress.best["state"])
+    emu.requires_grad_(False)   # the result is for inference: no autograd graphs in the fitters
+    run.optimizer.zero_grad(set_to_none=True)
     emu.provenance = {
-        "ddpayne_version": __version__, "training_settings": dataclasses.asdict(settings),
+        "ddpayne_version": __version__, "training_settings": dataclasses.asdict(run.settings),
         "emulator_options": fingerprint["emulator_options"], "regularizer": reg_info,
-        "regularizer_checksum": reg_info.get("checksum"), "best_epoch": int(best["epoch"]),
-        "best_loss_val": float(best["loss"]), "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
-        "n_stars": int(np.unique(ids).size), "data_sha256": fingerprint["data"],
+        "regularizer_checksum": reg_info.get("checksum"), "best_epoch": int(progress.best["epoch"]),
+        "best_loss_val": float(progress.best["loss"]), "n_train": int(len(run.train)),
+        "n_val": int(len(run.val)), "n_stars": int(n_stars), "data_sha256": fingerprint["data"],
         "label_units": {n: LABEL_UNIT_STRINGS.get(n, "") for n in label_names},
     }
-    hist = history_table(history)
-    if output is not None:
-        emu.save(output)
-    return emu, hist
 
 
 def history_table(history: Sequence[Mapping]) -> Table:

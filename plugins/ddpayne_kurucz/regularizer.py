@@ -30,8 +30,10 @@ like with like avoids a bias. ``derivative='analytic'`` uses the emulator's exac
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +41,7 @@ import torch
 from ddpayne.exceptions import IncompatibleModelError
 from ddpayne.model.diagnostics import (align_gradients, excluded_pixels, model_gradients,
                                       reference_coverage)
-from ddpayne.model.regularizer import Regularizer
+from ddpayne.model.regularizer import Regularizer, RegularizerContext, check_option_names
 from ddpayne.physics.gradients import GradientSpectra
 
 log = logging.getLogger(__name__)
@@ -59,9 +61,6 @@ class NoRegularizer(Regularizer):
 
     def penalty(self, emulator, pixels=None):
         return torch.zeros((), dtype=emulator.dtype, device=emulator.device)
-
-    def describe(self) -> dict:
-        return {"name": self.name}
 
 
 class KuruczRegularizer(Regularizer):
@@ -104,6 +103,31 @@ class KuruczRegularizer(Regularizer):
     """
 
     name = "kurucz"
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any] | None = None,
+                     context: RegularizerContext | None = None) -> KuruczRegularizer:
+        """Build from the ``[training.regularizer_options]`` table.
+
+        ``gradients``, when given, is a file on the model's grid (relative to ``context.base_dir``);
+        otherwise the run's gradient spectra matched to the training grid (``context.gradients()``) are
+        used, or else the bundled DESI product. The other keys are the constructor's parameters.
+
+        Raises
+        ------
+        ValueError
+            An unknown option (the message lists the known ones) or an invalid value.
+        """
+        options = dict(options or {})
+        check_option_names(cls, options)
+        context = context or RegularizerContext()
+        path = options.get("gradients")
+        if isinstance(path, (str, os.PathLike)) and str(path):
+            path = Path(os.path.expandvars(os.path.expanduser(str(path))))
+            options["gradients"] = path if path.is_absolute() else Path(context.base_dir) / path
+        elif path is None and context.gradients is not None:
+            options["gradients"] = context.gradients()
+        return cls(**options)
 
     def __init__(self, gradients=None, weights: Mapping[str, float] | None = None,
                  labels: Sequence[str] | None = None, derivative: str = "finite",
@@ -225,6 +249,13 @@ class KuruczRegularizer(Regularizer):
         if self._prepared is None:
             return 0
         return len(self._prepared["refs"]) * len(self._prepared["labels"])
+
+    @property
+    def rows_per_step(self) -> int:
+        """Label rows per pixel that one penalty evaluates (reference points × (labels + 1))."""
+        if self._prepared is None:
+            return 0
+        return len(self._prepared["refs"]) * (len(self._prepared["labels"]) + 1)
 
     def describe(self) -> dict:
         """Name, options and the gradient-file checksum, for the model's provenance."""
