@@ -41,6 +41,7 @@ def identify_reader(path: str | os.PathLike) -> SpectrumReader:
 def describe_content(path: str | os.PathLike) -> str:
     """A few words on what ``path`` holds, judged from its first bytes (for error messages)."""
     import gzip
+    import zlib
 
     size = os.path.getsize(path)
     if size == 0:
@@ -51,18 +52,17 @@ def describe_content(path: str | os.PathLike) -> str:
         try:
             with gzip.open(path, "rb") as fh:
                 inner = fh.read(30)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             return f"gzip file that cannot be decompressed ({exc})"
         return ("gzip-compressed FITS file" if inner.startswith(b"SIMPLE  =")
                 else "gzip file whose content is not FITS")
     if head.startswith(b"SIMPLE  ="):
         return f"FITS file of {size} bytes" + (" (truncated? FITS files are whole 2880-byte blocks)"
                                                if size % 2880 else "")
-    try:
-        head.decode("utf-8")
-        return f"text file, not FITS (starts with {head[:20].decode('utf-8', 'replace')!r})"
-    except UnicodeDecodeError:
-        return f"binary file, not FITS (starts with bytes {head[:8].hex()})"
+    text = head.decode("utf-8", "replace")
+    if not any(ch < " " and ch not in "\t\r\n" for ch in text):
+        return f"text file, not FITS (starts with {text[:20]!r})"
+    return f"binary file, not FITS (starts with bytes {head[:8].hex()})"
 
 
 def get_reader(reader: str | SpectrumReader | None, path: str | os.PathLike) -> SpectrumReader:

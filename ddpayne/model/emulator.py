@@ -7,6 +7,7 @@ conveniences at the edge. Labels are always in physical units and in the order o
 from __future__ import annotations
 
 import abc
+import os
 from typing import ClassVar
 
 import numpy as np
@@ -122,6 +123,19 @@ class Emulator(abc.ABC):
                                   "back-propagation")
 
 
+def untrusted_model_message(path, exc: Exception) -> str:
+    """The error message for a model file that torch cannot load with ``weights_only=True``.
+
+    Torch's own message advises retrying with ``weights_only=False``, which would unpickle, i.e. run, code
+    from the file: it is not repeated. Only its first line is kept, and only when it says nothing of the kind.
+    """
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    detail = f"{type(exc).__name__}: {first}" if first and "weights_only" not in str(exc) else type(exc).__name__
+    return (f"{path}: not a ddpayne emulator file ({detail}). ddpayne loads model files as tensors only and "
+            "never unpickles them (that could run code from the file); give a model written by ddpayne "
+            "(model/emulator.pt of a run, or Emulator.save)")
+
+
 def load_emulator(path, **options) -> Emulator:
     """Load an emulator saved by any installed emulator plugin.
 
@@ -145,11 +159,13 @@ def load_emulator(path, **options) -> Emulator:
     from .. import registry
     from ..exceptions import IncompatibleModelError
 
+    if not os.path.isfile(path):
+        raise IncompatibleModelError(f"{path}: no such model file")
     try:
+        # weights_only: tensors and plain containers only; a pickled object is refused, never run
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a non-torch file
-        raise IncompatibleModelError(f"{path}: not a ddpayne emulator file ({type(exc).__name__}: "
-                                     f"{exc})") from exc
+        raise IncompatibleModelError(untrusted_model_message(path, exc)) from None
     if not isinstance(content, dict) or "emulator" not in content:
         raise IncompatibleModelError(f"{path}: not a ddpayne emulator file (no 'emulator' entry)")
     return registry.get("emulator", str(content["emulator"])).load(path, **options)

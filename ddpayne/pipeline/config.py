@@ -27,6 +27,7 @@ import glob
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,14 @@ from ..exceptions import DDPayneError
 
 class ConfigError(DDPayneError):
     """The configuration file is invalid; the message names the section and key."""
+
+
+class ConfigDeprecationWarning(FutureWarning):
+    """A configuration key that still works but has moved; the message says where to."""
+
+
+#: Deprecated keys: (section, key) -> (section, sub-table) they moved into; a value of 0 meant "unset".
+_MOVED_KEYS = {("training", "refs_per_step"): ("training", "regularizer_options")}
 
 
 @dataclass
@@ -90,11 +99,18 @@ class TrainingConfig:
     emulator: str = "mlp"
     #: Regularizer plugin name (``kurucz``: physical gradient spectra; ``none``).
     regularizer: str = "kurucz"
-    #: Gradient-spectra file for the regularizer; empty: the bundled DESI product.
+    #: The regularizer plugin's options: the sub-table ``[training.regularizer_options]``, passed unchanged to
+    #: the plugin, which validates it (an unknown option is an error listing the known ones). ``kurucz``: the
+    #: parameters of ``KuruczRegularizer`` (:doc:`plugins`), e.g. ``refs_per_step`` (reference points of the
+    #: gradient file used per optimiser step, a random subset scaled to the full penalty; default all),
+    #: ``weights``, ``outside``, ``gradients`` (a file already on the training grid). Relative paths are
+    #: relative to the configuration file. The former ``[training] refs_per_step`` still works (deprecated,
+    #: with a ``ConfigDeprecationWarning``) and is read as this table's ``refs_per_step``.
+    regularizer_options: dict = field(default_factory=dict)
+    #: Physical gradient-spectra file of the run (empty: the bundled DESI product), matched to the training
+    #: grid and labels: the fit stage's Cramér–Rao bounds, the gradient-fidelity check, and the regularizer
+    #: unless its table names another file.
     gradients: str = ""
-    #: Reference points of the gradient file used per optimiser step (0: all). A random subset each step,
-    #: scaled to the full penalty: the regularizer's cost stays fixed as the product fills in.
-    refs_per_step: int = 0
     #: A trained model to load instead of training.
     model: str = ""
     #: Neurons per hidden layer of the per-pixel network (paper: 40).
@@ -218,6 +234,62 @@ class Config:
         return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def check_paths(cfg: Config) -> None:
+    """Check the configuration's inputs and output folder before any stage does work.
+
+    ``[data] spectra`` must list something; the catalogue, label, photometry, gradient and model files that
+    the configuration names must exist; ``[output] dir`` must be a folder (it is created when missing) that
+    can be written to. A spectrum file that is listed by name but missing is not an error here: it becomes
+    a rejected row of the prepare stage, like any unreadable file.
+
+    Raises
+    ------
+    ConfigError
+        Naming the section, key and path, and what to do.
+    """
+    if not cfg.data.spectra:
+        raise ConfigError("[data] spectra is empty: list the survey files (or glob patterns) to read, e.g. "
+                          'spectra = ["data/coadd-*.fits"]')
+    named = [("data", "catalogue", cfg.data.catalogue), ("data", "labels", cfg.data.labels),
+             ("data", "photometry", cfg.data.photometry), ("training", "gradients", cfg.training.gradients),
+             ("training", "model", cfg.training.model)]
+    for sec, key, value in named:
+        if value and not cfg.path(value).is_file():
+            what = "is a folder, not a file" if cfg.path(value).is_dir() else "no such file"
+            raise ConfigError(f"[{sec}] {key} = {value!r}: {cfg.path(value)}: {what}; fix the path (relative "
+                              f"paths are relative to the configuration file's folder, {cfg.base})")
+    check_output_dir(cfg.output_dir)
+
+
+def check_output_dir(path: str | os.PathLike) -> None:
+    """Create the output folder if needed and check that files can be written in it.
+
+    Raises
+    ------
+    ConfigError
+        If ``path`` is an existing file, lies under a file, or cannot be created or written to.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"[output] dir = {path} is an existing file, not a folder: give the path of a "
+                          "folder (it is created if missing)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise ConfigError(f"[output] dir = {path} cannot be created: {exc.filename or exc} is a file, not a "
+                          "folder: give another output folder") from None
+    except PermissionError as exc:
+        raise ConfigError(f"[output] dir = {path} cannot be created: no permission ({exc.filename or exc}): "
+                          "give a folder you can write to") from None
+    probe = path / f".ddpayne-write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"[output] dir = {path} is not writable ({type(exc).__name__}: {exc.strerror or exc}): "
+                          "give a folder you can write to") from None
+
+
 #: Settings that change how fast a stage runs, not its result: a change does not rerun the stage.
 _NO_RESULT_KEYS = {("training", "threads"), ("fit", "threads")}
 
@@ -255,6 +327,8 @@ def _build(section: str, cls, values: dict[str, Any]):
         elif isinstance(default, (int, float)) and not isinstance(default, bool):
             ok = isinstance(val, (int, float)) and not isinstance(val, bool)
             val = type(default)(val) if ok else val
+        elif isinstance(default, dict):
+            ok = isinstance(val, dict)
         elif isinstance(default, list):
             if isinstance(val, str):
                 val = [val]
@@ -273,8 +347,30 @@ def _build(section: str, cls, values: dict[str, Any]):
     return cls(**kwargs)
 
 
+def _move_deprecated_keys(d: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``d`` with the keys of :data:`_MOVED_KEYS` moved, each with a warning."""
+    d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in d.items()}
+    for (sec, key), (new_sec, table) in _MOVED_KEYS.items():
+        if not isinstance(d.get(sec), dict) or key not in d[sec]:
+            continue
+        value = d[sec].pop(key)
+        warnings.warn(f"[{sec}] {key} is deprecated: write it as [{new_sec}.{table}] {key} (read as such "
+                      "this time)", ConfigDeprecationWarning, stacklevel=3)
+        target = d.setdefault(new_sec, {}).get(table, {})
+        if not isinstance(target, dict):
+            continue   # reported by the type check of the table
+        if value != 0 and key not in target:
+            d[new_sec][table] = {**target, key: value}
+    return d
+
+
 def config_from_dict(d: dict[str, Any], base: str | os.PathLike = ".") -> Config:
-    """Build a :class:`Config` from a dictionary (a parsed TOML document)."""
+    """Build a :class:`Config` from a dictionary (a parsed TOML document).
+
+    Deprecated keys (:data:`_MOVED_KEYS`) are moved to their new place with a
+    :class:`ConfigDeprecationWarning`.
+    """
+    d = _move_deprecated_keys(d)
     unknown = sorted(set(d) - set(_SECTIONS))
     if unknown:
         raise ConfigError(f"unknown section(s) {unknown}; sections: {sorted(_SECTIONS)}")

@@ -30,9 +30,9 @@ from astropy.table import Table, hstack, vstack
 
 from .. import __version__, registry
 from ..exceptions import DDPayneError, SpectrumFileError
-from ..flags import Flag
+from ..flags import Flag, join_reasons, stage_reason
 from ..io.batch import SpectrumBatch
-from .config import Config, load_config, write_config
+from .config import Config, ConfigError, check_output_dir, check_paths, load_config, write_config
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,86 @@ class Pipeline:
         unknown = self.force - set(STAGES)
         if unknown:
             raise DDPayneError(f"unknown stage(s) {sorted(unknown)}; stages are {list(STAGES)}")
-        self.out.mkdir(parents=True, exist_ok=True)
+        check_output_dir(self.out)
         self._emulator = None
         self._reader = None
+        self._readers: dict[Path, object] | None = None
+
+    # ------------------------------------------------------------------------------ validation
+    def check(self) -> None:
+        """Validate the configuration and the inputs before any stage does work (:meth:`run` calls it).
+
+        Paths (:func:`~ddpayne.pipeline.config.check_paths`); a model to load must load (it is kept); a
+        reference-label file must have a column to match the spectra by, and is reported when a loaded model
+        makes it unused; every spectrum file is identified (:meth:`readers`), which refuses a run that mixes
+        surveys.
+
+        Raises
+        ------
+        DDPayneError
+            Naming the setting or file and what to do.
+        """
+        check_paths(self.cfg)
+        tc, data = self.cfg.training, self.cfg.data
+        if tc.model:
+            if data.labels:
+                log.warning("[data] labels = %r is not used: [training] model = %r is loaded instead of "
+                            "training; remove one of the two settings", data.labels, tc.model)
+            self._emulator = load_emulator(self.cfg.path(tc.model), tc.emulator)
+        elif data.labels:
+            self._check_label_columns(self.cfg.path(data.labels))
+        self.readers()
+
+    @staticmethod
+    def _check_label_columns(path: Path) -> None:
+        """The reference-label file must be readable and hold an identifier to match spectra with."""
+        from ..model.trainingset import RA_DEC_COLUMNS, SOURCE_ID_COLUMNS
+
+        try:
+            names = Table.read(path).colnames
+        except Exception as exc:  # noqa: BLE001 -- astropy raises many types for an unreadable table
+            raise ConfigError(f"[data] labels = {path}: not a readable table ({type(exc).__name__}: {exc})") \
+                from None
+        ids = ("TARGETID", *SOURCE_ID_COLUMNS)
+        if not any(c in names for c in ids) and not any(set(p) <= set(names) for p in RA_DEC_COLUMNS):
+            raise ConfigError(f"[data] labels = {path}: no column to match the spectra by: looked for an "
+                              f"identifier ({', '.join(ids)}) or a sky position "
+                              f"({', '.join('/'.join(p) for p in RA_DEC_COLUMNS)}); the file has columns "
+                              f"{names}: add the stars' TARGETID (or Gaia SOURCE_ID, or RA/DEC)")
+
+    def readers(self) -> dict[Path, object]:
+        """The reader of every spectrum file, each identified on its own (or the exception that says why
+        none reads it: such a file becomes a rejected row of the prepare stage).
+
+        Raises
+        ------
+        DDPayneError
+            If the files belong to more than one survey: one model fits one survey's wavelength grid, so the
+            message lists the surveys and says to split the run.
+        """
+        if self._readers is not None:
+            return self._readers
+        from ..io.spectra import get_reader
+
+        out: dict[Path, object] = {}
+        for path in self.cfg.spectrum_files():
+            try:
+                out[path] = get_reader(self.cfg.data.reader or None, path)
+            except (SpectrumFileError, FileNotFoundError) as exc:
+                out[path] = exc
+        surveys: dict[str, list[Path]] = {}
+        for path, rd in out.items():
+            if not isinstance(rd, Exception):
+                surveys.setdefault(rd.name, []).append(path)
+        if len(surveys) > 1:
+            listing = "; ".join(f"{name}: {len(paths)} file(s), e.g. {paths[0].name}"
+                                for name, paths in surveys.items())
+            raise DDPayneError(f"[data] spectra mixes files of {len(surveys)} surveys ({listing}): one model fits "
+                               "one survey's wavelength grid, so split the run: one configuration, with its own "
+                               "[data] spectra, catalogue and [output] dir, per survey")
+        self._readers = out
+        self._reader = next((rd for rd in out.values() if not isinstance(rd, Exception)), None)
+        return out
 
     # ----------------------------------------------------------------------------- bookkeeping
     def _stamp_path(self, output: Path) -> Path:
@@ -93,26 +170,24 @@ class Pipeline:
     def _catalogue_table(self) -> Table | None:
         if not self.cfg.data.catalogue:
             return None
-        from ..io.spectra import get_reader
-
-        files = self.cfg.spectrum_files()
-        rd = get_reader(self.cfg.data.reader or None, files[0])
-        return rd.read_catalogue(self.cfg.path(self.cfg.data.catalogue))
+        self.readers()
+        if self._reader is None:   # no file is readable: every one becomes a rejected row
+            return None
+        return self._reader.read_catalogue(self.cfg.path(self.cfg.data.catalogue))
 
     # ---------------------------------------------------------------------------------- stages
     def prepare(self) -> list[Path]:
         """Prepare every survey file; return the prepared-batch files (one per input file)."""
         from ..prepare.spectra import PrepareSettings, prepare_file, select_stars
 
-        files = self.cfg.spectrum_files()
+        readers = self.readers()
+        files = list(readers)
         catalogue = self._catalogue_table()
         settings = PrepareSettings(continuum_width=self.cfg.prepare.continuum_width or None)
         grid = keep = None
         windows = self.cfg.prepare.windows()
-        if windows:
-            from ..io.spectra import get_reader
-
-            full = get_reader(self.cfg.data.reader or None, files[0]).default_grid()
+        if windows and self._reader is not None:
+            full = self._reader.default_grid()
             if full is None:
                 raise DDPayneError("[prepare] wave_range needs a reader with a default grid")
             margin = 100.0  # normalise with the continuum around the windows, then cut
@@ -136,16 +211,17 @@ class Pipeline:
                 continue
             stars, rejected = [], []
             try:
-                for b in prepare_file(path, reader=self.cfg.data.reader or None, catalogue=catalogue,
-                                      settings=settings, grid=grid, chunk_size=self.cfg.prepare.chunk_size):
+                if isinstance(readers[path], Exception):
+                    raise readers[path]
+                for b in prepare_file(path, reader=readers[path], catalogue=catalogue, settings=settings,
+                                      grid=grid, chunk_size=self.cfg.prepare.chunk_size, fit_pixels=keep):
                     s, r = select_stars(b)
                     rejected.append(r)
                     if len(s):
                         stars.append(s)
             except (SpectrumFileError, FileNotFoundError) as exc:
-                log.error("%s", exc)
-                rejected = [Table({"ID": [""], "SOURCE_FILE": [str(path)], "FLAG": [int(Flag.BAD_INPUT)],
-                                   "FLAG_REASON": [str(exc)]})]
+                log.error("%s: the whole file is left out (one REJECTED row)", exc)
+                rejected = [file_rejection(path, exc)]
                 stars = []
             rej = vstack(rejected) if rejected else Table(names=("ID", "SOURCE_FILE", "FLAG", "FLAG_REASON"),
                                                           dtype=(str, str, np.int64, str))
@@ -188,7 +264,8 @@ class Pipeline:
 
         tc = self.cfg.training
         if tc.model:
-            self._emulator = load_emulator(self.cfg.path(tc.model), tc.emulator)
+            if self._emulator is None:   # loaded by check() in a run
+                self._emulator = load_emulator(self.cfg.path(tc.model), tc.emulator)
             return self._emulator
         model_path = self.out / "model" / "emulator.pt"
         digest = self.cfg.digest("data", "prepare", "training") + self._upstream(*self.prepared_files())
@@ -205,19 +282,14 @@ class Pipeline:
                  ", ".join(ts.label_names))
         (self.out / "model").mkdir(exist_ok=True)
         ts.report.write(self.out / "model" / "training-set-report.ecsv", format="ascii.ecsv", overwrite=True)
-        reg_options = {}
-        if tc.regularizer == "kurucz":
-            reg_options["gradients"] = str(self._matched_gradients(ts.batch.wavelength, ts.label_names))
-            if tc.refs_per_step > 0:
-                reg_options["refs_per_step"] = tc.refs_per_step
+        regularizer = self._regularizer(ts)
         settings = TrainingSettings(epochs=tc.epochs, batch_size=tc.batch_size, seed=tc.seed, device=tc.device,
                                     learning_rate=tc.learning_rate, final_learning_rate=tc.final_learning_rate,
                                     validation_fraction=tc.validation_fraction,
                                     checkpoint_every=tc.checkpoint_every, num_threads=tc.threads or None,
                                     allow_underdetermined=tc.allow_underdetermined)
-        emulator, history = ts.train(emulator=tc.emulator, regularizer=tc.regularizer,
+        emulator, history = ts.train(emulator=tc.emulator, regularizer=regularizer,
                                      emulator_options={"n_hidden": tc.n_hidden},
-                                     regularizer_options={k: v for k, v in reg_options.items() if v},
                                      settings=settings,
                                      # one checkpoint folder per settings digest: a killed run resumes, a
                                      # run with changed settings starts afresh
@@ -238,6 +310,23 @@ class Pipeline:
         self._mark_done(model_path, digest, n_train=len(ts))
         self._emulator = emulator
         return emulator
+
+    def _regularizer(self, ts):
+        """The configured regularizer, built by its plugin from ``[training.regularizer_options]``.
+
+        The table is passed unchanged; the plugin validates it and may ask for the run's gradient spectra
+        matched to the training grid and labels (``model/gradients.fits``, written only then).
+        """
+        from ..model.regularizer import RegularizerContext
+        from .config import ConfigError
+
+        tc = self.cfg.training
+        context = RegularizerContext(base_dir=Path(self.cfg.base), gradients=lambda: self._matched_gradients(
+            ts.batch.wavelength, ts.label_names))
+        try:
+            return registry.get("regularizer", tc.regularizer).from_options(tc.regularizer_options, context)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"[training.regularizer_options] of {tc.regularizer!r}: {exc}") from exc
 
     def _calibrate(self, ts, catalogue: Table, emulator, model_path: Path) -> Table | None:
         """Systematic errors of the new model from its validation stars (:mod:`ddpayne.fit.calibration`).
@@ -292,10 +381,8 @@ class Pipeline:
         from ..model.diagnostics import gradient_correlation
         from ..physics.gradients import GradientSpectra
 
-        path = self.out / "model" / "gradients.fits"
-        if self.cfg.training.regularizer != "kurucz" or not path.exists():   # else the train stage just wrote it
-            # raises DDPayneError, naming them, when the product lacks some of the model's labels
-            path = self._matched_gradients(ts.batch.wavelength, list(ts.label_names))
+        # raises DDPayneError, naming them, when the product lacks some of the model's labels
+        path = self._matched_gradients(ts.batch.wavelength, list(ts.label_names))
         grads = GradientSpectra.read(path)
         rho = gradient_correlation(emulator, grads, train_labels=ts.labels)
         rho.meta["GRADIENTS"] = str(path.name)
@@ -464,6 +551,10 @@ class Pipeline:
             galaxy["ID"] = np.asarray(galaxy["ID"]).astype(str)
         extra = [t for t in (self._crb_columns(stars), self._total_error_columns(stars)) if t is not None]
         cat = build_catalogue(stars, hstack(extra) if extra else None, galaxy)
+        # the fit and derive stages set bits without a reason: add theirs to the preparation's
+        prep = np.ma.filled(np.ma.asarray(cat["FLAG_REASON"]).astype(str), "") if "FLAG_REASON" in \
+            cat.colnames else np.full(len(cat), "")
+        cat["FLAG_REASON"] = [join_reasons(r, stage_reason(f)) for r, f in zip(prep, np.asarray(cat["FLAG"]))]
         provenance = {
             "ddpayne_version": __version__,
             "plugins": {i.name: i.version for i in registry.plugins()},
@@ -582,8 +673,16 @@ class Pipeline:
         return path
 
     def run(self, stages: Iterable[str] = STAGES) -> Path:
-        """Run the given stages in order (default: all)."""
+        """Run the given stages in order (default: all), holding the output folder's lock
+        (:mod:`ddpayne.pipeline.lock`) and after :meth:`check`."""
+        from .lock import RunLock
+
         stages = list(stages)
+        with RunLock(self.out):
+            self.check()
+            return self._run(stages)
+
+    def _run(self, stages: list[str]) -> Path:
         write_config(self.cfg, self.out / "config.toml")
         t0 = time.time()
         if "prepare" in stages:
@@ -604,6 +703,15 @@ class Pipeline:
             self.plot(path)
         log.info("pipeline finished in %.0f s; catalogue %s", time.time() - t0, path)
         return path
+
+
+def file_rejection(path: str | os.PathLike, exc: Exception) -> Table:
+    """The one REJECTED row of a file left out whole: its name as ``ID`` and ``SOURCE_FILE``, ``BAD_INPUT``
+    and the reason (which names the path)."""
+    name = os.path.basename(os.fspath(path))
+    reason = str(exc) if os.fspath(path) in str(exc) else f"{path}: {exc}"
+    return Table({"ID": [name], "SOURCE_FILE": [name], "FLAG": np.array([int(Flag.BAD_INPUT)], np.int64),
+                  "FLAG_REASON": [f"whole file left out: {reason}"]})
 
 
 def load_emulator(path: str | os.PathLike, name: str | None = None):

@@ -9,6 +9,7 @@ weights where they overlap; the merged spectrum is divided by its pseudo-continu
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -286,7 +287,8 @@ def prepare_files(paths: Sequence, reader=None, catalogue=None, grid=None, setti
                     batches.append(b)
         except (SpectrumFileError, FileNotFoundError) as exc:
             log.error("%s", exc)
-            rejected.append(Table({"ID": [""], "SOURCE_FILE": [str(path)],
+            name = os.path.basename(os.fspath(path))   # the file is the row's identity
+            rejected.append(Table({"ID": [name], "SOURCE_FILE": [name],
                                    "FLAG": np.array([int(Flag.BAD_INPUT)], dtype=np.int64),
                                    "FLAG_REASON": [str(exc)]}))
     rej = vstack(rejected) if rejected else Table(names=("ID", "SOURCE_FILE", "FLAG", "FLAG_REASON"),

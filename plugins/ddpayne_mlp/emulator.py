@@ -590,9 +590,10 @@ class MLPEmulator(torch.nn.Module, Emulator):
             c = torch.load(path, map_location="cpu", weights_only=True)
         except FileNotFoundError:
             raise
-        except Exception as exc:
-            raise IncompatibleModelError(f"{path}: cannot be read as a ddpayne MLP emulator "
-                                         f"({type(exc).__name__}: {exc})") from exc
+        except Exception as exc:   # weights_only: a pickled object is refused, never run
+            from ddpayne.model.emulator import untrusted_model_message
+
+            raise IncompatibleModelError(untrusted_model_message(path, exc)) from None
         if not isinstance(c, dict) or c.get("kind") != FILE_KIND:
             raise IncompatibleModelError(f"{path}: not a ddpayne MLP emulator file")
         version = c.get("format_version")
