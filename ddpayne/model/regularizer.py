@@ -131,7 +131,7 @@ class Regularizer(abc.ABC):
 
 def check_option_names(cls: type, options: Mapping[str, Any]) -> None:
     """Raise ValueError if ``options`` has keys that ``cls``'s constructor does not take."""
-    params = inspect.signature(cls.__init__).parameters
+    params = {} if cls.__init__ is object.__init__ else dict(inspect.signature(cls.__init__).parameters)
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
     known = sorted(n for n in params if n != "self")

@@ -134,7 +134,8 @@ def make_demo_survey(outdir: Path, library, n_stars: int) -> tuple[dict, int]:
 def _config_text(labels, quick: bool, physical: bool, n_spectra: int = 400) -> str:
     lab = "" if labels is None else "labels = [" + ", ".join(f'"{n}"' for n in labels) + "]\n"
     wr = PHYSICAL_WINDOWS if physical else STANDIN_WINDOW
-    refs = (f"refs_per_step = {DEMO_REFS_PER_STEP}   # a random subset of the reference points each step: "
+    refs = ("\n[training.regularizer_options]   # passed unchanged to the regularizer plugin\n"
+            f"refs_per_step = {DEMO_REFS_PER_STEP}   # a random subset of the reference points each step: "
             "a fixed cost\n") if physical else ""
     return f"""# written by `ddpayne demo`
 [data]
@@ -148,7 +149,7 @@ wave_range = {wr}   # part of the grid, to train in minutes on a laptop
 
 [training]
 regularizer = "{'kurucz' if physical else 'none'}"
-{refs}{lab}epochs = {demo_epochs(n_spectra, quick)}   # {DEMO_STEPS} optimizer steps (paper: 10,000 epochs)
+{lab}epochs = {demo_epochs(n_spectra, quick)}   # {DEMO_STEPS} optimizer steps (paper: 10,000 epochs)
 batch_size = {BATCH_SIZE}
 final_learning_rate = {0.001 if quick else 0.0001}
 n_hidden = 10
@@ -156,7 +157,7 @@ min_snr = 10
 allow_underdetermined = true
 validation_fraction = {VALIDATION_FRACTION}   # held out: they measure the model's systematic errors
 threads = 1          # small per-pixel networks: a second thread gains nothing and stalls on a busy machine
-
+{refs}
 [fit]
 fitter = "lm"
 
