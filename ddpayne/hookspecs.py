@@ -76,3 +76,12 @@ def ddpayne_orbit_integrators():
 @hookspec
 def ddpayne_synthesizers():
     """Physical spectrum synthesizers: subclasses of :class:`ddpayne.physics.synthesizer.Synthesizer`."""
+
+
+@hookspec
+def ddpayne_line_lists():
+    """Atomic and molecular line lists: subclasses of :class:`ddpayne.physics.lines.LineList`.
+
+    Used to name the spectral features a label's information comes from (the ``inspect`` report and
+    :mod:`ddpayne.fit.information`); the ``moog`` plugin offers ``linemake``.
+    """

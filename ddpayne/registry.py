@@ -38,6 +38,7 @@ KINDS: dict[str, str] = {
     "distance": "ddpayne_distance_estimators",
     "orbit": "ddpayne_orbit_integrators",
     "synthesizer": "ddpayne_synthesizers",
+    "linelist": "ddpayne_line_lists",
 }
 
 

