@@ -158,7 +158,7 @@ def test_truncated_file_gives_clear_error(desi_files, tmp_path, reader):
 def test_non_fits_file(tmp_path):
     junk = tmp_path / "notes.fits"
     junk.write_text("this is not FITS")
-    with pytest.raises(UnknownFormatError, match="notes.fits: not a FITS file"):
+    with pytest.raises(UnknownFormatError, match="notes.fits: text file, not FITS .*remove it from the input"):
         read_spectra(junk)
 
 

@@ -432,8 +432,18 @@ Configuration
 =============
 
 ``ddpayne run CONFIG`` (and ``ddpayne train|fit|derive|catalogue CONFIG``) read a TOML file. Relative paths
-are relative to the configuration file. Every key is optional; unknown sections or keys are errors, so a
-typo is reported instead of silently ignored. A complete example is ``examples/config.toml``.
+are relative to the configuration file. Every key is optional except ``[data] spectra``; unknown sections or
+keys are errors, so a typo is reported instead of silently ignored. A complete example is
+``examples/config.toml``.
+
+Before any stage does work, ``ddpayne run`` checks the configuration (:func:`ddpayne.pipeline.config.check_paths`):
+the files it names exist, ``[output] dir`` is a folder it can write to, a model to load loads, a reference-label
+file has a column to match spectra by (and is reported as unused next to a loaded model), and every spectrum
+file is identified on its own: a file no reader recognises becomes one rejected row, files of two surveys are
+refused with a message that says to split the run. One run at a time per output folder: a run holds
+``<dir>/ddpayne.lock`` (its PID, host, start time and command; :mod:`ddpayne.pipeline.lock`), a second run
+on the folder stops with a message naming the holder, and the lock of a run that no longer runs on this host
+is taken over with a warning.
 
 Each stage is resumable: its output carries a stamp of the settings it was made with, and an unchanged stage
 is skipped on the next run (``--force STAGE`` redoes it). Outputs go to ``[output] dir``: ``prepared/`` (one
