@@ -28,6 +28,7 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
+from astropy.stats import mad_std
 from astropy.table import Column, Table
 
 from ..flags import Flag
@@ -48,6 +49,8 @@ MAD_SIGMA_SE = 1.166
 def robust_sigma(x: np.ndarray, axis: int | None = None):
     """1.4826 × median absolute deviation (a Gaussian σ that ignores outliers) of the finite values.
 
+    :func:`astropy.stats.mad_std` with NaN and ±inf ignored.
+
     Parameters
     ----------
     x : array_like
@@ -60,16 +63,15 @@ def robust_sigma(x: np.ndarray, axis: int | None = None):
         NaN where there are no finite values.
     """
     x = np.asarray(x, float)
-    if axis is not None:
-        import warnings
+    x = np.where(np.isfinite(x), x, np.nan)   # ±inf ignored like NaN
+    if axis is None:
+        x = x[np.isfinite(x)]
+        return float(mad_std(x)) if x.size else float("nan")
+    import warnings
 
-        x = np.where(np.isfinite(x), x, np.nan)   # ±inf ignored like NaN, as on the whole-array path
-
-        with warnings.catch_warnings():  # an all-NaN column gives NaN, which is the answer
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return 1.4826 * np.nanmedian(np.abs(x - np.nanmedian(x, axis=axis, keepdims=True)), axis=axis)
-    x = x[np.isfinite(x)]
-    return float(1.4826 * np.median(np.abs(x - np.median(x)))) if x.size else float("nan")
+    with warnings.catch_warnings():  # an all-NaN column gives NaN, which is the answer
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return mad_std(x, axis=axis, ignore_nan=True)
 
 
 def _solve_sys(d: np.ndarray, known_var: np.ndarray, scale: float) -> float:

@@ -50,6 +50,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+from astropy import constants as const
+from astropy import units as u
+from astropy.modeling.physical_models import BlackBody
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +68,19 @@ MAG_COLUMNS: dict[str, str] = {
     "J": "J", "H": "H", "KS": "KS",
 }
 
-_H = 6.62607015e-27   # erg s
-_C = 2.99792458e10    # cm/s
-_K = 1.380649e-16     # erg/K
+#: Units of B_λ per steradian (cgs, per cm of wavelength).
+_B_LAMBDA = u.erg / (u.cm**2 * u.s * u.cm * u.sr)
+#: 2 h c² (cgs): :func:`blackbody_sed` is B_λ / (2 h c²) = 1 / (λ⁵ (exp(hc/λkT) − 1)), λ in cm.
+_TWO_H_C2 = (2 * const.h * const.c**2).to_value(u.erg * u.cm**2 / u.s)
 
 SED = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 def blackbody_sed(teff: np.ndarray, feh: np.ndarray, wavelength: np.ndarray) -> np.ndarray:
     """Planck :math:`B_\\lambda(T_{\\rm eff})` (arbitrary normalisation); ``feh`` is ignored.
+
+    Computed with :class:`astropy.modeling.physical_models.BlackBody` and divided by :math:`2hc^2`, i.e.
+    :math:`1/(\\lambda^5 (e^{hc/\\lambda kT} - 1))` with λ in cm.
 
     Parameters
     ----------
@@ -88,9 +95,10 @@ def blackbody_sed(teff: np.ndarray, feh: np.ndarray, wavelength: np.ndarray) -> 
         :math:`F_\\lambda` up to a constant per star.
     """
     teff = np.atleast_1d(np.asarray(teff, float))[:, None]
-    lam_cm = np.asarray(wavelength, float)[None, :] * 1e-8
-    x = _H * _C / (lam_cm * _K * teff)
-    return 1.0 / (lam_cm**5 * np.expm1(np.minimum(x, 700.0)))
+    planck = BlackBody(temperature=teff * u.K, scale=1.0 * _B_LAMBDA)
+    with np.errstate(over="ignore"):   # exp(hc/λkT) overflows far on the Wien side: B_λ = 0 there
+        b_lambda = planck(np.asarray(wavelength, float)[None, :] * u.AA).to_value(_B_LAMBDA)
+    return b_lambda / _TWO_H_C2
 
 
 def _band_mags(flux: np.ndarray, wavelength: np.ndarray, bands: Sequence[str]) -> np.ndarray:
