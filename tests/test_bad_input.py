@@ -159,11 +159,12 @@ def run(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ cases
 def first_files_bad(r: Run):
-    """Hole 1: unreadable files listed before the good one (each its own REJECTED row)."""
+    """Hole 1: unreadable files listed before the good one, and a missing one after it (each its own REJECTED
+    row)."""
     (r.root / "a-empty.fits").write_bytes(b"")
     (r.root / "b-notes.fits").write_text("these are my observing notes, not a spectrum\n")
     (r.root / "c-broken.fits.gz").write_bytes(b"\x1f\x8b\x08\x00" + os.urandom(200))
-    r.spectra = ["a-empty.fits", "b-notes.fits", "c-broken.fits.gz", "coadd-good.fits"]
+    r.spectra = ["a-empty.fits", "b-notes.fits", "c-broken.fits.gz", "coadd-good.fits", "d-missing.fits"]
 
 
 def mixed_surveys(r: Run):
@@ -354,9 +355,10 @@ def _fit_flags_have_reasons(r: Run):
 CASES = {
     "first_files_bad": Case(
         first_files_bad, message=("b-notes.fits", "text file", "remove it from the input"),
-        flags={"a-empty.fits": Flag.BAD_INPUT, "b-notes.fits": Flag.BAD_INPUT, "c-broken.fits.gz": Flag.BAD_INPUT},
+        flags={"a-empty.fits": Flag.BAD_INPUT, "b-notes.fits": Flag.BAD_INPUT, "c-broken.fits.gz": Flag.BAD_INPUT,
+               "d-missing.fits": Flag.BAD_INPUT},
         reason={"a-empty.fits": "empty file (0 bytes)", "b-notes.fits": "text file",
-                "c-broken.fits.gz": "gzip"}, extra=_fit_flags_have_reasons),
+                "c-broken.fits.gz": "gzip", "d-missing.fits": "no such file"}, extra=_fit_flags_have_reasons),
     "mixed_surveys": Case(mixed_surveys, rc=2, before_prepare=True,
                           message=("mixes files of 2 surveys", "lamost", "desi", "split the run")),
     "duplicated_targetid": Case(
@@ -464,3 +466,16 @@ def test_gzip_garbage_is_described(tmp_path):
     assert describe_content(tmp_path / "x.fits.gz") == "gzip file whose content is not FITS"
     (tmp_path / "y.fits").write_bytes(b"\x00\x01\x02" * 10)
     assert describe_content(tmp_path / "y.fits").startswith("binary file, not FITS")
+
+
+def test_label_catalogue_without_identifier_names_what_was_looked_for():
+    """Hole 7 through the Python API: the cross-match names the identifier columns it looked for."""
+    from ddpayne.io.batch import SpectrumBatch
+    from ddpayne.model.training import TrainingSetError
+    from ddpayne.model.trainingset import build_training_set
+
+    meta = Table({"ID": ["1000"], "TARGETID": [1000], "RA": [10.0], "DEC": [1.0], "SNR": [50.0], "FLAG": [0]})
+    batch = SpectrumBatch(np.arange(5.0), np.ones((1, 5)), np.ones((1, 5)), meta)
+    labels = Table({"NAME": ["sun"], "TEFF": [5772.0]})
+    with pytest.raises(TrainingSetError, match=r"looked for an identifier \(TARGETID, SOURCE_ID.*RA/DEC.*add TARGETID"):
+        build_training_set(batch, labels, ["TEFF"])

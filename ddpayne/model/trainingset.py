@@ -183,9 +183,12 @@ def build_training_set(batch: SpectrumBatch, catalogue: Table, label_names: Sequ
         bpair = next((p for p in RA_DEC_COLUMNS if set(p) <= set(meta.colnames)), None)
         cpair = next((p for p in RA_DEC_COLUMNS if set(p) <= set(catalogue.colnames)), None)
         if bpair is None or cpair is None:
-            raise TrainingSetError(f"match='sky' needs RA/Dec columns in the spectra's meta "
-                                   f"({'found ' + str(bpair) if bpair else 'none of ' + str(RA_DEC_COLUMNS)})"
-                                   f" and in the catalogue ({'found ' + str(cpair) if cpair else 'none'})")
+            raise TrainingSetError(f"no column to match the spectra with the reference catalogue: looked for "
+                                   f"an identifier (TARGETID, {', '.join(SOURCE_ID_COLUMNS)}) in both, then for "
+                                   f"RA/Dec columns ({', '.join('/'.join(p) for p in RA_DEC_COLUMNS)}): the "
+                                   f"spectra have {'/'.join(bpair) if bpair else 'none'}, the catalogue "
+                                   f"{'/'.join(cpair) if cpair else 'none'} (its columns: {catalogue.colnames}); "
+                                   "add TARGETID (or a Gaia SOURCE_ID, or RA/DEC) to the catalogue")
         bra = np.ma.filled(np.ma.asarray(meta[bpair[0]], dtype=float), np.nan)
         bdec = np.ma.filled(np.ma.asarray(meta[bpair[1]], dtype=float), np.nan)
         cra = np.ma.filled(np.ma.asarray(catalogue[cpair[0]], dtype=float), np.nan)

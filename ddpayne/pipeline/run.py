@@ -206,7 +206,9 @@ class Pipeline:
         for path in _progress(files, "prepare"):
             target = outdir / (Path(path).name.split(".fits")[0] + ".fits")
             rejected_path = target.with_suffix(".rejected.ecsv")
-            if self._up_to_date("prepare", target, digest + str(Path(path).stat().st_mtime)):
+            # a missing input is stamped as such: it becomes a rejected row, and is read once it appears
+            stamp = digest + (str(Path(path).stat().st_mtime) if Path(path).exists() else "missing")
+            if self._up_to_date("prepare", target, stamp):
                 done.append(target)
                 continue
             stars, rejected = [], []
@@ -236,7 +238,7 @@ class Pipeline:
                 batch.write(target, overwrite=True)
             elif target.exists():
                 target.unlink()
-            self._mark_done(target, digest + str(Path(path).stat().st_mtime), source=str(path),
+            self._mark_done(target, stamp, source=str(path),
                             n_stars=sum(len(s) for s in stars), n_rejected=len(rej))
             if stars:
                 done.append(target)
