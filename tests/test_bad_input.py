@@ -362,7 +362,7 @@ CASES = {
     "mixed_surveys": Case(mixed_surveys, rc=2, before_prepare=True,
                           message=("mixes files of 2 surveys", "lamost", "desi", "split the run")),
     "duplicated_targetid": Case(
-        duplicated_targetid, message=("TARGETID 1001 has 2 equally matching rows", "remove the wrong row"),
+        duplicated_targetid, message=("TARGETID 1001 has 2 equally matching rows in the MWS catalogue mwsall.fits", "remove the wrong row"),
         flags={"1001": Flag.AMBIGUOUS_CATALOGUE}, reason={"1001": "VRAD"}, extra=_rv_of_1000_is_main_row),
     "missing_arm": Case(
         missing_arm, message=("coadd-nob.fits", "arm(s) B (no B_FLUX HDU) missing"),
@@ -479,3 +479,50 @@ def test_label_catalogue_without_identifier_names_what_was_looked_for():
     labels = Table({"NAME": ["sun"], "TEFF": [5772.0]})
     with pytest.raises(TrainingSetError, match=r"looked for an identifier \(TARGETID, SOURCE_ID.*RA/DEC.*add TARGETID"):
         build_training_set(batch, labels, ["TEFF"])
+
+
+def test_lamost_duplicated_obsid_is_flagged():
+    """Hole 2 for LAMOST: two catalogue rows of one OBSID with different RVs flag AMBIGUOUS_CATALOGUE."""
+    from ddpayne_lamost.reader import LAMOSTReader
+
+    path = sorted((Path(__file__).parent / "data" / "lamost").glob("spec-*"))[0]
+    obsid = int(fits.getheader(path)["OBSID"])
+    cat = Table({"OBSID": [obsid, obsid], "RV": [10.0, 160.0], "RV_ERR": [1.0, 1.0]})
+    meta = LAMOSTReader().read(path, catalogue=cat).meta
+    assert meta["FLAG"][0] & Flag.AMBIGUOUS_CATALOGUE
+    assert f"OBSID {obsid} has 2 catalogue rows with RV 10.0, 160.0 km/s" in meta["FLAG_REASON"][0]
+    assert meta["RV"][0] == 10.0
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write anywhere")
+def test_unwritable_output_dir(tmp_path):
+    """Hole 5: an output folder without write permission is a ConfigError, not a PermissionError traceback."""
+    from ddpayne.pipeline.config import ConfigError, check_output_dir
+
+    (tmp_path / "ro").mkdir(mode=0o500)
+    with pytest.raises(ConfigError, match=r"\[output\] dir = .*ro is not writable.*give a folder you can write"):
+        check_output_dir(tmp_path / "ro")
+
+
+def test_output_dir_write_failure_is_named(tmp_path, monkeypatch):
+    """Hole 5, also as root: whatever stops the probe file being written is reported as the output folder's."""
+    from ddpayne.pipeline.config import ConfigError, check_output_dir
+
+    def refuse(self, data):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", refuse)
+    with pytest.raises(ConfigError, match=r"\[output\] dir = .*out is not writable \(PermissionError: "
+                                          r"Permission denied\): give a folder you can write to"):
+        check_output_dir(tmp_path / "out")
+
+
+def test_prepare_command_refuses_mixed_surveys(tmp_path, caplog):
+    """Hole 1 for ``ddpayne prepare``: files of two surveys are refused before any is prepared."""
+    lamost = sorted((Path(__file__).parent / "data" / "lamost").glob("spec-*"))[0]
+    desi = coadd(tmp_path / "coadd-good.fits")
+    with caplog.at_level(logging.INFO):
+        assert main(["prepare", str(lamost), str(desi), "-o", str(tmp_path / "batch.fits")]) == 2
+    assert any("mixes files of 2 surveys" in r.getMessage() and "split the run" in r.getMessage()
+               for r in caplog.records)
+    assert not (tmp_path / "batch.fits").exists()

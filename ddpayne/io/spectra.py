@@ -65,6 +65,49 @@ def describe_content(path: str | os.PathLike) -> str:
     return f"binary file, not FITS (starts with bytes {head[:8].hex()})"
 
 
+def readers_by_file(paths, reader: str | SpectrumReader | None = None) -> dict:
+    """Identify every file on its own: its reader, or the exception that says why none reads it.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        Survey files.
+    reader : str or SpectrumReader, optional
+        A reader for all of them (then a file it cannot read fails when read, not here).
+
+    Returns
+    -------
+    dict
+        ``{path: SpectrumReader or Exception}``, in the order of ``paths``; the exceptions are
+        :class:`~ddpayne.exceptions.SpectrumFileError` or ``FileNotFoundError``.
+
+    Raises
+    ------
+    ddpayne.exceptions.DDPayneError
+        If the readable files belong to more than one survey: one model fits one survey's wavelength grid,
+        so the message lists the surveys (with a file of each) and says to split the run.
+    """
+    from ..exceptions import DDPayneError
+
+    out = {}
+    for path in paths:
+        try:
+            out[path] = get_reader(reader, path)
+        except (SpectrumFileError, FileNotFoundError) as exc:
+            out[path] = exc
+    surveys: dict[str, list] = {}
+    for path, rd in out.items():
+        if not isinstance(rd, Exception):
+            surveys.setdefault(rd.name, []).append(path)
+    if len(surveys) > 1:
+        listing = "; ".join(f"{name}: {len(files)} file(s), e.g. {os.path.basename(os.fspath(files[0]))}"
+                            for name, files in surveys.items())
+        raise DDPayneError(f"the input mixes files of {len(surveys)} surveys ({listing}): one model fits one "
+                           "survey's wavelength grid, so split the run: one configuration (or command), with its "
+                           "own spectra, catalogue and output, per survey")
+    return out
+
+
 def get_reader(reader: str | SpectrumReader | None, path: str | os.PathLike) -> SpectrumReader:
     """Resolve ``reader`` (a name, an instance, or None to identify from ``path``)."""
     if reader is None:

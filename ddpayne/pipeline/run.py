@@ -61,6 +61,7 @@ class Pipeline:
         self._emulator = None
         self._reader = None
         self._readers: dict[Path, object] | None = None
+        self._catalogue: Table | None = None
 
     # ------------------------------------------------------------------------------ validation
     def check(self) -> None:
@@ -86,6 +87,7 @@ class Pipeline:
         elif data.labels:
             self._check_label_columns(self.cfg.path(data.labels))
         self.readers()
+        self._catalogue_table()   # an unreadable survey catalogue stops the run here, not in the prepare stage
 
     @staticmethod
     def _check_label_columns(path: Path) -> None:
@@ -116,24 +118,12 @@ class Pipeline:
         """
         if self._readers is not None:
             return self._readers
-        from ..io.spectra import get_reader
+        from ..io.spectra import readers_by_file
 
-        out: dict[Path, object] = {}
-        for path in self.cfg.spectrum_files():
-            try:
-                out[path] = get_reader(self.cfg.data.reader or None, path)
-            except (SpectrumFileError, FileNotFoundError) as exc:
-                out[path] = exc
-        surveys: dict[str, list[Path]] = {}
-        for path, rd in out.items():
-            if not isinstance(rd, Exception):
-                surveys.setdefault(rd.name, []).append(path)
-        if len(surveys) > 1:
-            listing = "; ".join(f"{name}: {len(paths)} file(s), e.g. {paths[0].name}"
-                                for name, paths in surveys.items())
-            raise DDPayneError(f"[data] spectra mixes files of {len(surveys)} surveys ({listing}): one model fits "
-                               "one survey's wavelength grid, so split the run: one configuration, with its own "
-                               "[data] spectra, catalogue and [output] dir, per survey")
+        try:
+            out = readers_by_file(self.cfg.spectrum_files(), self.cfg.data.reader or None)
+        except DDPayneError as exc:
+            raise DDPayneError(f"[data] spectra: {exc}") from None
         self._readers = out
         self._reader = next((rd for rd in out.values() if not isinstance(rd, Exception)), None)
         return out
@@ -173,7 +163,9 @@ class Pipeline:
         self.readers()
         if self._reader is None:   # no file is readable: every one becomes a rejected row
             return None
-        return self._reader.read_catalogue(self.cfg.path(self.cfg.data.catalogue))
+        if self._catalogue is None:
+            self._catalogue = self._reader.read_catalogue(self.cfg.path(self.cfg.data.catalogue))
+        return self._catalogue
 
     # ---------------------------------------------------------------------------------- stages
     def prepare(self) -> list[Path]:

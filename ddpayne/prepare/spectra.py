@@ -275,10 +275,15 @@ def prepare_files(paths: Sequence, reader=None, catalogue=None, grid=None, setti
 
     from ..exceptions import SpectrumFileError
 
+    from ..io.spectra import readers_by_file
+
+    readers = readers_by_file(paths, reader)   # refuses files of several surveys up front
     batches, rejected = [], []
-    for path in paths:
+    for path, rd in readers.items():
         try:
-            for b in prepare_file(path, reader=reader, catalogue=catalogue, grid=grid,
+            if isinstance(rd, Exception):
+                raise rd
+            for b in prepare_file(path, reader=rd, catalogue=catalogue, grid=grid,
                                   settings=settings, chunk_size=chunk_size):
                 if stars_only:
                     b, rej = select_stars(b)

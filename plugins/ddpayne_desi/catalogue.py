@@ -92,6 +92,7 @@ def read_mws_catalogue(path: str | os.PathLike) -> Table:
     except (OSError, ValueError, TypeError) as exc:
         raise SpectrumFileError(path, f"cannot read MWS catalogue: {exc}") from exc
     out["RR_SPECTYPE"] = np.char.strip(np.asarray(out["RR_SPECTYPE"]).astype(str))
+    out.meta["FILENAME"] = os.path.basename(os.fspath(path))   # named in the reader's messages
     return out
 
 
@@ -150,8 +151,9 @@ def match_catalogue(targetids: np.ndarray, catalogue: Table, survey: str | None 
     vrad = np.asarray(catalogue["VRAD"], dtype=float)
     vrad_err = (np.asarray(catalogue["VRAD_ERR"], dtype=float) if "VRAD_ERR" in catalogue.colnames
                 else np.full(len(catalogue), np.nan))
-    where = (f"survey '{survey}', program '{program or ''}'" if has_survey and survey
-             else "a coadd without SURVEY/PROGRAM" if not survey else "no SURVEY/PROGRAM columns")
+    where = (f"survey '{survey}', program '{program or ''}'" if has_survey
+             else "the coadd has no SURVEY/PROGRAM" if not survey else "it has no SURVEY/PROGRAM columns")
+    name = f" {catalogue.meta['FILENAME']}" if catalogue.meta.get("FILENAME") else ""
     for k in np.flatnonzero(found):
         if int(targetids[k]) not in repeated:
             continue
@@ -163,8 +165,8 @@ def match_catalogue(targetids: np.ndarray, catalogue: Table, survey: str | None 
         err = vrad_err[tied][np.isfinite(vrad_err[tied])]
         tol = max(1.0, 3.0 * float(err.max()) if err.size else 0.0)
         if v.max() - v.min() > tol:
+            values = ", ".join(f"{x:.1f}" for x in vrad[tied])
             ambiguous[k] = (f"TARGETID {int(targetids[k])} has {tied.size} equally matching rows in the MWS "
-                            f"catalogue ({where}) with VRAD {', '.join(f'{x:.1f}' for x in vrad[tied])} km/s: "
-                            f"the first (row {int(index[k])}) was used; remove the wrong row or give the "
-                            "catalogue SURVEY/PROGRAM/PRIMARY columns")
+                            f"catalogue{name} ({where}) with VRAD {values} km/s: the first (row {int(index[k])}) "
+                            "was used; remove the wrong row or give the catalogue SURVEY/PROGRAM/PRIMARY columns")
     return index, ambiguous

@@ -128,6 +128,13 @@ class LAMOSTReader(SpectrumReader):
                 rv = float(catalogue["RV"][hit[0]])
                 if "RV_ERR" in catalogue.colnames:
                     rv_err = float(catalogue["RV_ERR"][hit[0]])
+                rvs = np.asarray(catalogue["RV"][hit], dtype=float)
+                rvs = rvs[np.isfinite(rvs)]
+                if rvs.size > 1 and rvs.max() - rvs.min() > 1.0:   # km/s: two rows, two different stars' RVs?
+                    flag |= int(Flag.AMBIGUOUS_CATALOGUE)
+                    reasons.append(f"OBSID {obsid} has {hit.size} catalogue rows with RV "
+                                   f"{', '.join(f'{v:.1f}' for v in rvs)} km/s: the first was used; remove the "
+                                   "wrong row")
         cls = str(header.get("CLASS", "")).strip()
         is_star = cls.upper() == "STAR"
         if not is_star:
