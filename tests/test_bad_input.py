@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -207,7 +208,7 @@ def live_lock(r: Run):
     """Hole 4: another run (a live process on this host) holds the output folder."""
     r.out.mkdir()
     (r.out / "ddpayne.lock").write_text(
-        f'{{"pid": {os.getppid()}, "host": "{os.uname().nodename}", "started": "2026-01-01T00:00:00Z", '
+        f'{{"pid": {os.getppid()}, "host": "{socket.gethostname()}", "started": "2026-01-01T00:00:00Z", '
         '"command": "ddpayne run other.toml"}')
 
 
@@ -217,7 +218,7 @@ def stale_lock(r: Run):
     gone.wait()
     r.out.mkdir()
     (r.out / "ddpayne.lock").write_text(
-        f'{{"pid": {gone.pid}, "host": "{os.uname().nodename}", "started": "2026-01-01T00:00:00Z", '
+        f'{{"pid": {gone.pid}, "host": "{socket.gethostname()}", "started": "2026-01-01T00:00:00Z", '
         '"command": "ddpayne run run.toml"}')
 
 
@@ -352,49 +353,57 @@ def _fit_flags_have_reasons(r: Run):
     assert any(int(f) & 0xFF00 for f in cat["FLAG"])   # the untrained model sets some
 
 
+BAD = Flag.BAD_INPUT
 CASES = {
     "first_files_bad": Case(
         first_files_bad, message=("b-notes.fits", "text file", "remove it from the input"),
-        flags={"a-empty.fits": Flag.BAD_INPUT, "b-notes.fits": Flag.BAD_INPUT, "c-broken.fits.gz": Flag.BAD_INPUT,
-               "d-missing.fits": Flag.BAD_INPUT},
+        flags={"a-empty.fits": BAD, "b-notes.fits": BAD, "c-broken.fits.gz": BAD, "d-missing.fits": BAD},
         reason={"a-empty.fits": "empty file (0 bytes)", "b-notes.fits": "text file",
                 "c-broken.fits.gz": "gzip", "d-missing.fits": "no such file"}, extra=_fit_flags_have_reasons),
     "mixed_surveys": Case(mixed_surveys, rc=2, before_prepare=True,
                           message=("mixes files of 2 surveys", "lamost", "desi", "split the run")),
     "duplicated_targetid": Case(
-        duplicated_targetid, message=("TARGETID 1001 has 2 equally matching rows in the MWS catalogue mwsall.fits", "remove the wrong row"),
+        duplicated_targetid,
+        message=("TARGETID 1001 has 2 equally matching rows in the MWS catalogue mwsall.fits",
+                 "remove the wrong row"),
         flags={"1001": Flag.AMBIGUOUS_CATALOGUE}, reason={"1001": "VRAD"}, extra=_rv_of_1000_is_main_row),
     "missing_arm": Case(
         missing_arm, message=("coadd-nob.fits", "arm(s) B (no B_FLUX HDU) missing"),
-        flags={"2000": Flag.MISSING_ARM | Flag.FEW_PIXELS, "2001": Flag.MISSING_ARM, "3000": Flag.MISSING_ARM},
+        flags={"2000": Flag.MISSING_ARM | Flag.FEW_PIXELS, "2001": Flag.MISSING_ARM,
+               "3000": Flag.MISSING_ARM},
         reason={"2000": "arm(s) B (no B_FLUX HDU) missing from coadd-nob.fits",
                 "3000": "arm(s) Z (no Z_FLUX HDU) missing from coadd-noz.fits"}),
     "masked_window": Case(masked_window, flags={"4000": Flag.FEW_PIXELS},
                           reason={"4000": "of the 1001 pixels the model fits are usable"}),
     "live_lock": Case(live_lock, rc=2, before_prepare=True,
-                      message=("in use by another ddpayne run", f"PID {os.getppid()}", "another [output] dir")),
+                      message=("in use by another ddpayne run", f"PID {os.getppid()}",
+                               "another [output] dir")),
     "stale_lock": Case(stale_lock, message=("stale lock", "taken over"), extra=_lock_released),
-    "no_spectra": Case(no_spectra, rc=2, before_prepare=True, message=("[data] spectra is empty", "list the")),
-    "output_is_file": Case(output_is_file, rc=2, message=("[output] dir", "is an existing file", "give the path")),
+    "no_spectra": Case(no_spectra, rc=2, before_prepare=True,
+                       message=("[data] spectra is empty", "list the")),
+    "output_is_file": Case(output_is_file, rc=2,
+                           message=("[output] dir", "is an existing file", "give the path")),
     "output_under_file": Case(output_under_file, rc=2, message=("[output] dir", "results", "is a file")),
     "garbage_model": Case(garbage_model, rc=2, before_prepare=True,
-                          message=("model.pt", "not a ddpayne emulator file", "give a model written by ddpayne")),
+                          message=("model.pt", "not a ddpayne emulator file",
+                                   "give a model written by ddpayne")),
     "pickle_model": Case(pickle_model, rc=2, before_prepare=True, message=("model.pt", "never unpickles"),
                          extra=_pickle_not_run),
     "missing_model": Case(missing_model, rc=2, before_prepare=True,
                           message=("[training] model", "models/emulator.pt", "no such file", "fix the path")),
-    "labels_beside_model": Case(labels_beside_model, message=("[data] labels", "labels.ecsv", "is not used")),
+    "labels_beside_model": Case(labels_beside_model,
+                                message=("[data] labels", "labels.ecsv", "is not used")),
     "labels_without_id": Case(labels_without_id, rc=2, before_prepare=True,
                               message=("labels.ecsv", "looked for an identifier (TARGETID, SOURCE_ID",
                                        "RA/DEC", "add the stars' TARGETID")),
     "reversed_wavelength": Case(
         reversed_wavelength, message=("coadd-reversed.fits", "arm B", "reversed", "fix the file"),
-        flags={"coadd-reversed.fits": Flag.BAD_INPUT},
-        reason={"coadd-reversed.fits": "the wavelength array decreases"}, not_in_reason=("all pixels masked",)),
-    "non_star": Case(non_star, flags={"6000": Flag.NOT_STAR}, reason={"6000": "RR_SPECTYPE is 'GALAXY', not STAR"},
-                     not_in_reason=("np.str_",)),
-    "truncated_file": Case(truncated_file, flags={"coadd-cut.fits": Flag.BAD_INPUT},
-                           reason={"coadd-cut.fits": "coadd-cut.fits"}, message=("coadd-cut.fits", "left out")),
+        flags={"coadd-reversed.fits": BAD}, reason={"coadd-reversed.fits": "the wavelength array decreases"},
+        not_in_reason=("all pixels masked",)),
+    "non_star": Case(non_star, flags={"6000": Flag.NOT_STAR},
+                     reason={"6000": "RR_SPECTYPE is 'GALAXY', not STAR"}, not_in_reason=("np.str_",)),
+    "truncated_file": Case(truncated_file, flags={"coadd-cut.fits": BAD}, reason={"coadd-cut.fits": "coadd-cut"},
+                           message=("coadd-cut.fits", "left out")),
 }
 
 
@@ -441,7 +450,7 @@ def test_lock_is_exclusive(tmp_path):
     first = RunLock(tmp_path, command="first")
     first.acquire()
     info = first.holder()
-    assert info["pid"] == os.getpid() and info["host"] == os.uname().nodename and info["command"] == "first"
+    assert info["pid"] == os.getpid() and info["host"] == socket.gethostname() and info["command"] == "first"
     with pytest.raises(OutputLockedError, match="already locked by this process"):
         RunLock(tmp_path).acquire()
     first.release()
@@ -477,7 +486,8 @@ def test_label_catalogue_without_identifier_names_what_was_looked_for():
     meta = Table({"ID": ["1000"], "TARGETID": [1000], "RA": [10.0], "DEC": [1.0], "SNR": [50.0], "FLAG": [0]})
     batch = SpectrumBatch(np.arange(5.0), np.ones((1, 5)), np.ones((1, 5)), meta)
     labels = Table({"NAME": ["sun"], "TEFF": [5772.0]})
-    with pytest.raises(TrainingSetError, match=r"looked for an identifier \(TARGETID, SOURCE_ID.*RA/DEC.*add TARGETID"):
+    with pytest.raises(TrainingSetError,
+                       match=r"looked for an identifier \(TARGETID, SOURCE_ID.*RA/DEC.*add TARGETID"):
         build_training_set(batch, labels, ["TEFF"])
 
 
@@ -500,12 +510,14 @@ def test_unwritable_output_dir(tmp_path):
     from ddpayne.pipeline.config import ConfigError, check_output_dir
 
     (tmp_path / "ro").mkdir(mode=0o500)
-    with pytest.raises(ConfigError, match=r"\[output\] dir = .*ro is not writable.*give a folder you can write"):
+    with pytest.raises(ConfigError,
+                       match=r"\[output\] dir = .*ro is not writable.*give a folder you can write"):
         check_output_dir(tmp_path / "ro")
 
 
 def test_output_dir_write_failure_is_named(tmp_path, monkeypatch):
-    """Hole 5, also as root: whatever stops the probe file being written is reported as the output folder's."""
+    """Hole 5, also as root: whatever stops the probe file being written is reported as the output
+    folder's."""
     from ddpayne.pipeline.config import ConfigError, check_output_dir
 
     def refuse(self, data):

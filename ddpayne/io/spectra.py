@@ -103,8 +103,8 @@ def readers_by_file(paths, reader: str | SpectrumReader | None = None) -> dict:
         listing = "; ".join(f"{name}: {len(files)} file(s), e.g. {os.path.basename(os.fspath(files[0]))}"
                             for name, files in surveys.items())
         raise DDPayneError(f"the input mixes files of {len(surveys)} surveys ({listing}): one model fits one "
-                           "survey's wavelength grid, so split the run: one configuration (or command), with its "
-                           "own spectra, catalogue and output, per survey")
+                           "survey's wavelength grid, so split the run: one configuration (or command), with "
+                           "its own spectra, catalogue and output, per survey")
     return out
 
 

@@ -130,7 +130,8 @@ def untrusted_model_message(path, exc: Exception) -> str:
     from the file: it is not repeated. Only its first line is kept, and only when it says nothing of the kind.
     """
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    detail = f"{type(exc).__name__}: {first}" if first and "weights_only" not in str(exc) else type(exc).__name__
+    safe = first and "weights_only" not in str(exc)
+    detail = f"{type(exc).__name__}: {first}" if safe else type(exc).__name__
     return (f"{path}: not a ddpayne emulator file ({detail}). ddpayne loads model files as tensors only and "
             "never unpickles them (that could run code from the file); give a model written by ddpayne "
             "(model/emulator.pt of a run, or Emulator.save)")

@@ -183,12 +183,14 @@ def build_training_set(batch: SpectrumBatch, catalogue: Table, label_names: Sequ
         bpair = next((p for p in RA_DEC_COLUMNS if set(p) <= set(meta.colnames)), None)
         cpair = next((p for p in RA_DEC_COLUMNS if set(p) <= set(catalogue.colnames)), None)
         if bpair is None or cpair is None:
+            ids = ", ".join(("TARGETID",) + SOURCE_ID_COLUMNS)
+            pairs = ", ".join("/".join(p) for p in RA_DEC_COLUMNS)
+            have_b, have_c = ("/".join(p) if p else "none" for p in (bpair, cpair))
             raise TrainingSetError(f"no column to match the spectra with the reference catalogue: looked for "
-                                   f"an identifier (TARGETID, {', '.join(SOURCE_ID_COLUMNS)}) in both, then for "
-                                   f"RA/Dec columns ({', '.join('/'.join(p) for p in RA_DEC_COLUMNS)}): the "
-                                   f"spectra have {'/'.join(bpair) if bpair else 'none'}, the catalogue "
-                                   f"{'/'.join(cpair) if cpair else 'none'} (its columns: {catalogue.colnames}); "
-                                   "add TARGETID (or a Gaia SOURCE_ID, or RA/DEC) to the catalogue")
+                                   f"an identifier ({ids}) in both, then for RA/Dec columns ({pairs}): the "
+                                   f"spectra have {have_b}, the catalogue {have_c} (its columns: "
+                                   f"{catalogue.colnames}); add TARGETID (or a Gaia SOURCE_ID, or RA/DEC) to "
+                                   "the catalogue")
         bra = np.ma.filled(np.ma.asarray(meta[bpair[0]], dtype=float), np.nan)
         bdec = np.ma.filled(np.ma.asarray(meta[bpair[1]], dtype=float), np.nan)
         cra = np.ma.filled(np.ma.asarray(catalogue[cpair[0]], dtype=float), np.nan)

@@ -286,8 +286,9 @@ def check_output_dir(path: str | os.PathLike) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise ConfigError(f"[output] dir = {path} is not writable ({type(exc).__name__}: {exc.strerror or exc}): "
-                          "give a folder you can write to") from None
+        why = f"{type(exc).__name__}: {exc.strerror or exc}"
+        raise ConfigError(f"[output] dir = {path} is not writable ({why}): give a folder you can write to") \
+            from None
 
 
 #: Settings that change how fast a stage runs, not its result: a change does not rerun the stage.
@@ -436,14 +437,15 @@ are relative to the configuration file. Every key is optional except ``[data] sp
 keys are errors, so a typo is reported instead of silently ignored. A complete example is
 ``examples/config.toml``.
 
-Before any stage does work, ``ddpayne run`` checks the configuration (:func:`ddpayne.pipeline.config.check_paths`):
-the files it names exist, ``[output] dir`` is a folder it can write to, a model to load loads, a reference-label
-file has a column to match spectra by (and is reported as unused next to a loaded model), and every spectrum
-file is identified on its own: a file no reader recognises becomes one rejected row, files of two surveys are
-refused with a message that says to split the run. One run at a time per output folder: a run holds
-``<dir>/ddpayne.lock`` (its PID, host, start time and command; :mod:`ddpayne.pipeline.lock`), a second run
-on the folder stops with a message naming the holder, and the lock of a run that no longer runs on this host
-is taken over with a warning.
+Before any stage does work, ``ddpayne run`` checks the configuration
+(:func:`ddpayne.pipeline.config.check_paths`): the files it names exist, ``[output] dir`` is a folder it can
+write to, a model to load loads, a reference-label file has a column to match spectra by (and is reported as
+unused next to a loaded model), and every spectrum file is identified on its own: a file no reader recognises
+becomes one rejected row, files of two surveys are refused with a message that says to split the run.
+
+One run at a time per output folder: a run holds ``<dir>/ddpayne.lock`` (its PID, host, start time and
+command; :mod:`ddpayne.pipeline.lock`), a second run on the folder stops with a message naming the holder,
+and the lock of a run that no longer runs on this host is taken over with a warning.
 
 Each stage is resumable: its output carries a stamp of the settings it was made with, and an unchanged stage
 is skipped on the next run (``--force STAGE`` redoes it). Outputs go to ``[output] dir``: ``prepared/`` (one

@@ -113,14 +113,14 @@ class RunLock:
                 raise OutputLockedError(f"{self.path.parent} is already locked by this process ({who})")
             if _pid_alive(pid):
                 raise OutputLockedError(
-                    f"{self.path.parent} is in use by another ddpayne run ({who}: {info.get('command', '')}): "
-                    "wait for it to finish, or give this run another [output] dir")
+                    f"{self.path.parent} is in use by another ddpayne run ({who}: {info.get('command', '')}):"
+                    " wait for it to finish, or give this run another [output] dir")
             log.warning("%s: stale lock of a run that no longer runs (%s): taken over", self.path, who)
             self.path.unlink(missing_ok=True)
             return
         raise OutputLockedError(
-            f"{self.path.parent} is locked by a ddpayne run on another host ({who}): wait for it to finish, or "
-            f"give this run another [output] dir; if that run has ended, delete {self.path} and run again")
+            f"{self.path.parent} is locked by a ddpayne run on another host ({who}): wait for it to finish, "
+            f"or give this run another [output] dir; if that run has ended, delete {self.path} and run again")
 
     def release(self) -> None:
         """Remove the lock (if this object holds it)."""

@@ -87,7 +87,7 @@ class Pipeline:
         elif data.labels:
             self._check_label_columns(self.cfg.path(data.labels))
         self.readers()
-        self._catalogue_table()   # an unreadable survey catalogue stops the run here, not in the prepare stage
+        self._catalogue_table()   # an unreadable survey catalogue stops the run here, not in prepare
 
     @staticmethod
     def _check_label_columns(path: Path) -> None:

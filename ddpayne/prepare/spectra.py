@@ -105,7 +105,8 @@ def check_wavelengths(spectra: SurveySpectra) -> None:
             how = ("decreases: the array is reversed" if np.all(step < 0) else
                    f"is not strictly increasing ({int((step <= 0).sum())} steps <= 0)")
             raise SpectrumFileError(spectra.source, f"arm {arm}: the wavelength array {how}; ddpayne needs "
-                                                    "wavelengths increasing with the pixel index: fix the file")
+                                                    "wavelengths increasing with the pixel index: fix the "
+                                                    "file")
 
 
 def pixel_flags(meta, good: np.ndarray, source: str = "", min_good_fraction: float = 0.5) -> None:
@@ -162,8 +163,8 @@ def prepare(spectra: SurveySpectra, grid: np.ndarray | None = None, settings: Pr
     reader : SpectrumReader, optional
         Supplies the default grid and continuum width.
     fit_pixels : array of bool, optional
-        The grid pixels the model will fit (e.g. wavelength windows cut after the normalisation); ``N_GOOD_PIX``
-        and ``FEW_PIXELS`` count these. Default: the whole grid.
+        The grid pixels the model will fit (e.g. wavelength windows cut after the normalisation);
+        ``N_GOOD_PIX`` and ``FEW_PIXELS`` count these. Default: the whole grid.
 
     Raises
     ------

@@ -167,6 +167,7 @@ def match_catalogue(targetids: np.ndarray, catalogue: Table, survey: str | None 
         if v.max() - v.min() > tol:
             values = ", ".join(f"{x:.1f}" for x in vrad[tied])
             ambiguous[k] = (f"TARGETID {int(targetids[k])} has {tied.size} equally matching rows in the MWS "
-                            f"catalogue{name} ({where}) with VRAD {values} km/s: the first (row {int(index[k])}) "
-                            "was used; remove the wrong row or give the catalogue SURVEY/PROGRAM/PRIMARY columns")
+                            f"catalogue{name} ({where}) with VRAD {values} km/s: the first (row "
+                            f"{int(index[k])}) was used; remove the wrong row or give the catalogue "
+                            "SURVEY/PROGRAM/PRIMARY columns")
     return index, ambiguous

@@ -132,9 +132,9 @@ class LAMOSTReader(SpectrumReader):
                 rvs = rvs[np.isfinite(rvs)]
                 if rvs.size > 1 and rvs.max() - rvs.min() > 1.0:   # km/s: two rows, two different stars' RVs?
                     flag |= int(Flag.AMBIGUOUS_CATALOGUE)
-                    reasons.append(f"OBSID {obsid} has {hit.size} catalogue rows with RV "
-                                   f"{', '.join(f'{v:.1f}' for v in rvs)} km/s: the first was used; remove the "
-                                   "wrong row")
+                    values = ", ".join(f"{v:.1f}" for v in rvs)
+                    reasons.append(f"OBSID {obsid} has {hit.size} catalogue rows with RV {values} km/s: the "
+                                   "first was used; remove the wrong row")
         cls = str(header.get("CLASS", "")).strip()
         is_star = cls.upper() == "STAR"
         if not is_star:
