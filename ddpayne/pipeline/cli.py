@@ -136,6 +136,16 @@ def _cmd_gradients(args) -> int:
     return 0
 
 
+def _cmd_inspect(args) -> int:
+    from ..report import make_report
+
+    index = make_report(args.catalogue, args.out, targetids=args.targetid, flagged=args.flagged,
+                        worst_chi2=args.worst_chi2, run_dir=args.run_dir, prepared=args.prepared, model=args.model,
+                        line_list=args.line_list, interactive=not args.static, max_stars=args.max_stars)
+    print(index)
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -190,6 +200,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--ref", type=int, default=None,
                     help="reference point of the figure (default: the first inside the training coverage)")
     sp.set_defaults(func=_cmd_gradients)
+
+    sp = sub.add_parser("inspect", help="static HTML report on selected stars: spectrum, model, information maps")
+    sp.add_argument("catalogue", help="catalogue FITS file written by ddpayne (<run>/catalogue.fits)")
+    sp.add_argument("--targetid", nargs="+", default=[], metavar="ID", help="stars by TARGETID (all observations)")
+    sp.add_argument("--flagged", action="store_true", help="stars with any FLAG bit set")
+    sp.add_argument("--worst-chi2", type=int, default=0, metavar="N", help="the N stars of largest QFLAG_CHI2")
+    sp.add_argument("-o", "--out", default="report", help="report folder (default: report)")
+    sp.add_argument("--max-stars", type=int, default=100, help="pages written at most (default 100)")
+    sp.add_argument("--run-dir", default=None, help="run folder, if not the catalogue's folder")
+    sp.add_argument("--prepared", default=None, help="prepared-spectra folder (default: <run>/prepared)")
+    sp.add_argument("--model", default=None, help="emulator file (default: the run's model/emulator.pt)")
+    sp.add_argument("--line-list", default=None,
+                    help="line-list plugin name or table file naming the lines (default: installed plugin)")
+    sp.add_argument("--static", action="store_true", help="static PNG plots instead of zoomable Bokeh plots")
+    sp.set_defaults(func=_cmd_inspect)
 
     sp = sub.add_parser("demo", help="run the pipeline on the bundled (mock) data")
     sp.add_argument("-o", "--out", default="demo-output", help="output folder (default: demo-output)")
