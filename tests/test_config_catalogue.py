@@ -212,3 +212,40 @@ def test_column_normalised_density_blanks_sparse_columns():
     col = int((-2.5 + 3) / 3.6 * 60)                  # the lone star's [Fe/H] column (60 bins over -3..0.6)
     assert np.all(np.isnan(img[:, col]))
     assert np.nanmax(img) < 0.5 and np.isfinite(img).any()
+
+
+def test_catalogue_is_clean_fits_and_round_trips_units(tmp_path):
+    """Every HDU reads without a warning; every column has a TCOMM; 'dex' (not FITS) is not a TUNIT but
+    ends the description, and read_catalogue restores it."""
+    import warnings
+
+    import astropy.units as u
+
+    from ddpayne.pipeline.catalogue import fits_unit
+
+    meta = Table({"ID": ["1", "2"], "RA": [10.0, 11.0], "FLAG": np.array([0, 0]),
+                  "SOME_SURVEY_COLUMN": np.array([1.0, 2.0]), "OBJ": np.array(["a", "b"], dtype=object)})
+    fit = Table({"ID": ["1", "2"], "TEFF": [5800.0, 4500.0], "FE_H": [-0.5, -1.0], "MG_FE_ERR": [0.1, 0.2],
+                 "JPHI": [1000.0, 20.0], "FLAG": np.array([0, 0])})
+    cat = build_catalogue(meta, fit)
+    cat["JPHI"].unit = "kpc km/s"
+    rej = Table({"ID": ["3"], "SOURCE_FILE": ["f.fits"], "FLAG": [int(Flag.NOT_STAR)], "FLAG_REASON": ["x"]})
+    out = tmp_path / "cat.fits"
+    write_catalogue(cat, out, provenance={"config": {"a": 1}}, rejected=rej)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for hdu in (1, "CATALOGUE", "REJECTED", "PROVENANCE"):
+            Table.read(out, hdu=hdu)
+        back = read_catalogue(out)
+    with fits.open(out) as h:
+        for hdu in h[1:]:
+            n = hdu.header["TFIELDS"]
+            assert all(hdu.header.get(f"TCOMM{k}") for k in range(1, n + 1)), hdu.name
+            units = [hdu.header[f"TUNIT{k}"] for k in range(1, n + 1) if f"TUNIT{k}" in hdu.header]
+            assert all(fits_unit(un) for un in units), units
+        assert "dex" not in [v for k, v in h["CATALOGUE"].header.items() if k.startswith("TUNIT")]
+    assert back["FE_H"].unit == u.dex and back["MG_FE_ERR"].unit == u.dex and back["TEFF"].unit == u.K
+    assert back["FE_H"].description == "stellar label FE_H"
+    assert back["JPHI"].unit == u.kpc * u.km / u.s
+    assert back["SOME_SURVEY_COLUMN"].description == "column carried over from the survey input"
+    assert fits_unit("dex") is None and fits_unit("km/s") == "km s-1" and fits_unit(None) is None

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
-from astropy.table import Table
+from astropy.table import Column, Table
 
 from .. import __version__
 from ..flags import describe
@@ -95,7 +95,54 @@ COLUMN_INFO: dict[str, tuple[str | None, str]] = {
     "RVS_ALPHAFE": ("dex", "[alpha/Fe] of the DESI MWS RVS pipeline (RVTAB ALPHAFE)"),
     "RVS_ALPHAFE_ERR": ("dex", "uncertainty of RVS_ALPHAFE"),
     "RUWE": (None, "Gaia DR3 renormalised unit weight error"),
+    "SOURCE_ID": (None, "Gaia DR3 source_id"),
+    "ASTROMETRIC_PARAMS_SOLVED": (None, "Gaia DR3 astrometric solution type (parallax zero point input)"),
+    # DESI FIBERMAP (renamed where the survey name would clash: PMRA -> FM_PMRA, EBV -> EBV_SFD, ...)
+    "OBJTYPE": (None, "DESI FIBERMAP OBJTYPE (TGT: target, SKY: sky fibre)"),
+    "REF_ID": (None, "DESI FIBERMAP REF_ID (Gaia source_id for Gaia-selected targets)"),
+    "REF_CAT": (None, "DESI FIBERMAP REF_CAT (catalogue of REF_ID, G2: Gaia DR2)"),
+    "MWS_TARGET": (None, "DESI MWS targeting bits (FIBERMAP MWS_TARGET)"),
+    "COADD_NUMEXP": (None, "number of exposures in the coadd (FIBERMAP COADD_NUMEXP)"),
+    # DESI MWS catalogue (RVTAB)
+    "SN_B": (None, "DESI MWS catalogue S/N per pixel of the B arm (RVTAB SN_B)"),
+    "SN_R": (None, "DESI MWS catalogue S/N per pixel of the R arm (RVTAB SN_R)"),
+    "SN_Z": (None, "DESI MWS catalogue S/N per pixel of the Z arm (RVTAB SN_Z)"),
+    "HEALPIX": (None, "DESI HEALPix pixel of the coadd file"),
+    "SURVEY": (None, "DESI survey of the spectrum (main, sv1, sv3, ...)"),
+    "PROGRAM": (None, "DESI program of the spectrum (bright, dark, backup, ...)"),
+    "PRIMARY": (None, "DESI MWS catalogue PRIMARY: the preferred spectrum of the target"),
+    "RVS_WARN": (None, "RVS pipeline warning bits (RVTAB RVS_WARN; 0: none)"),
+    "SUCCESS": (None, "RVS pipeline fit succeeded (RVTAB SUCCESS)"),
+    "SPECTYPE": (None, "Redrock class of the spectrum (RVTAB RR_SPECTYPE): STAR, GALAXY, QSO"),
+    # preparation and fit
+    "N_GOOD_PIX": (None, "usable pixels of the prepared spectrum on the fitted grid"),
+    "COVAR": (None, "formal covariance of the labels, in their units (order: LABELnn header keywords)"),
+    "STATUS": (None, "fit status: 0 converged, 1 iteration limit, 2 failed, 3 not fitted"),
+    "CONVERGED": (None, "the fit converged (STATUS == 0)"),
+    "N_ITER": (None, "iterations of the winning start of the fit"),
+    "BEST_START": (None, "index of the winning starting point of the fit"),
+    "COVERAGE_DIST": (None, "distance to the nearest training star in scaled label space"),
+    "BOUND_MASK": (None, "per-label bits (LABELnn header order): label ended at a bound"),
+    # galaxy stage
+    "E_BP_RP": ("mag", "colour excess E(BP-RP) from the star-pair method"),
+    "E_G_J": ("mag", "colour excess E(G-J) from the star-pair method"),
+    "E_G_H": ("mag", "colour excess E(G-H) from the star-pair method"),
+    "E_G_KS": ("mag", "colour excess E(G-Ks) from the star-pair method"),
+    "N_COLOURS": (None, "number of colours used for EBV"),
+    "DIST_SPEC": ("kpc", "spectro-photometric distance"),
+    "DIST_SPEC_ERR": ("kpc", "uncertainty of DIST_SPEC"),
+    "DIST_PLX": ("kpc", "distance from the zero-point-corrected Gaia parallax"),
+    "DIST_PLX_ERR": ("kpc", "uncertainty of DIST_PLX"),
+    "M_G": ("mag", "absolute magnitude in Gaia G (from the labels)"),
+    "M_KS": ("mag", "absolute magnitude in 2MASS Ks (from the labels)"),
+    "M_G_ERR": ("mag", "uncertainty of M_G"),
+    "M_KS_ERR": ("mag", "uncertainty of M_KS"),
+    "PARALLAX_CORR": ("mas", "Gaia parallax corrected for the Lindegren et al. (2021) zero point"),
+    "PARALLAX_ZP": ("mas", "parallax zero point subtracted (Lindegren et al. 2021, or the QSO offset)"),
+    "ZP_FALLBACK": (None, "the global QSO zero point was used (zero-point inputs missing or out of range)"),
 }
+#: Description of a column that :data:`COLUMN_INFO` does not know (a survey column carried through).
+UNKNOWN_COLUMN = "column carried over from the survey input"
 
 
 def _describe_columns(table: Table) -> None:
@@ -115,8 +162,8 @@ def _describe_columns(table: Table) -> None:
         col = table[name]
         if unit and col.unit is None:
             col.unit = unit
-        if desc and not col.description:
-            col.description = desc
+        if not col.description:
+            col.description = desc or UNKNOWN_COLUMN
 
 
 def build_catalogue(meta: Table, fit: Table | None = None, galaxy: Table | None = None) -> Table:
@@ -154,23 +201,54 @@ def fitted_labels(cat: Table) -> list[str]:
     return list(cat.meta.get("LABELS", []))
 
 
-def table_hdu(table: Table, name: str) -> fits.BinTableHDU:
-    """A FITS table HDU that keeps every column's unit, including ``dex``.
+def fits_unit(unit) -> str | None:
+    """The FITS ``TUNITn`` string of ``unit``, or None if the FITS standard cannot express it (``dex``)."""
+    import warnings
 
-    'dex' is not a FITS-standard unit but is what survey catalogues write (APOGEE, LAMOST): it goes into
-    ``TUNITn`` by hand instead of being dropped by astropy with a warning. Object columns become strings.
+    import astropy.units as u
+
+    if unit is None:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", u.UnitsWarning)
+            text = u.Unit(unit).to_string(format="fits")
+            u.Unit(text, format="fits")
+    except (ValueError, u.UnitsWarning):
+        return None
+    return text
+
+
+def _ascii(text: str) -> str:
+    """``text`` with non-ASCII characters replaced (FITS headers are ASCII)."""
+    import unicodedata
+
+    return unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
+
+
+def table_hdu(table: Table, name: str) -> fits.BinTableHDU:
+    """A FITS table HDU that any FITS reader opens without warnings, units and descriptions kept.
+
+    Each column's description goes into ``TCOMMn``. A unit that FITS cannot express (``dex``: FITS has no
+    logarithmic units, and abundance ratios are dimensionless) is not written to ``TUNITn``; it ends the
+    description in brackets instead (``"... [dex]"``), from where :func:`read_catalogue` restores it.
+    Object columns become strings.
     """
     table = table.copy(copy_data=False)
     labels = list(table.meta.pop("LABELS", []) or [])  # a list: written as LABELnn keywords below
+    comments = {}
     for c in table.colnames:
-        if table[c].dtype == object:
-            table[c] = np.asarray(table[c]).astype(str)
-    dex_cols = [c for c in table.colnames if table[c].unit is not None and str(table[c].unit) == "dex"]
-    for c in dex_cols:
-        table[c].unit = None
+        col = table[c]
+        if col.dtype == object:
+            table[c] = col = Column(np.asarray(col).astype(str), unit=col.unit, description=col.description)
+        desc = col.description or UNKNOWN_COLUMN
+        if col.unit is not None and fits_unit(col.unit) is None:
+            desc = f"{desc} [{col.unit}]"
+            col.unit = None
+        comments[c] = _ascii(desc)
     hdu = fits.table_to_hdu(table)
-    for c in dex_cols:
-        hdu.header[f"TUNIT{table.colnames.index(c) + 1}"] = "dex"
+    for k, c in enumerate(table.colnames, start=1):
+        hdu.header[f"TCOMM{k}"] = comments[c]
     for k, n in enumerate(labels):
         hdu.header[f"LABEL{k:02d}"] = (str(n), f"BOUND_MASK bit {k}, COVAR axis {k}")
     hdu.name = name
@@ -198,15 +276,15 @@ def write_catalogue(cat: Table, path: str | os.PathLike, provenance: dict[str, A
         if isinstance(val, (str, int, float, bool)) and len(str(val)) < 60 and len(key) <= 8:
             hdr[key.upper()] = val
     hdr["PROVJSON"] = "see the PROVENANCE HDU"
-    prov = fits.BinTableHDU(Table({"KEY": list(provenance), "VALUE": [json.dumps(v, default=str)
-                                                                       for v in provenance.values()]}),
-                            name="PROVENANCE")
+    prov = table_hdu(Table([Column(list(provenance), name="KEY", description="provenance item"),
+                            Column([json.dumps(v, default=str) for v in provenance.values()], name="VALUE",
+                                   description="its value (JSON)")]), "PROVENANCE")
     table = cat.copy(copy_data=False)
     hdus = [fits.PrimaryHDU(header=hdr), table_hdu(table, "CATALOGUE")]
     if rejected is not None:
-        rej = fits.table_to_hdu(rejected)
-        rej.name = "REJECTED"
-        hdus.append(rej)
+        rejected = rejected.copy(copy_data=False)
+        _describe_columns(rejected)
+        hdus.append(table_hdu(rejected, "REJECTED"))
     hdus.append(prov)
     with atomic_path(path) as tmp:
         fits.HDUList(hdus).writeto(tmp)
@@ -230,15 +308,28 @@ def write_catalogue(cat: Table, path: str | os.PathLike, provenance: dict[str, A
 def read_catalogue(path: str | os.PathLike, hdu: str = "CATALOGUE") -> Table:
     """Read a catalogue written by :func:`write_catalogue` (the ``CATALOGUE`` HDU).
 
-    Columns in dex keep the unit string ``'dex'`` (astropy's ``UnrecognizedUnit``: FITS has no dex).
+    Column descriptions come from ``TCOMMn``; a unit that FITS cannot express, kept at the end of the
+    description (``"... [dex]"``), is restored as the column's unit. Catalogues written before that
+    (``TUNITn = 'dex'``) are read too.
     """
+    import re
     import warnings
 
     import astropy.units as u
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", u.UnitsWarning)
+        warnings.simplefilter("ignore", u.UnitsWarning)   # older catalogues wrote TUNITn = 'dex'
         t = Table.read(path, hdu=hdu)
+    for k, name in enumerate(t.colnames, start=1):
+        comment = t.meta.pop(f"TCOMM{k}", None)
+        if comment is None:
+            continue
+        col = t[name]
+        col.description = str(comment)
+        m = re.search(r" \[([^\[\]]+)\]$", col.description)
+        if m and col.unit is None:
+            col.unit = u.Unit(m.group(1), parse_strict="silent")
+            col.description = col.description[:m.start()]
     keys = sorted(k for k in t.meta if len(k) == 7 and k.startswith("LABEL") and k[5:].isdigit())
     if keys:
         t.meta["LABELS"] = [str(t.meta.pop(k)) for k in keys]
