@@ -165,8 +165,8 @@ def _repeat_html(cat, row, labels, pages_of) -> str:
                    + cell(cat["SNR"][r] if "SNR" in cat.colnames else np.nan, 1)
                    + cell(cat["RCHI2"][r] if "RCHI2" in cat.colnames else np.nan, 2)
                    + "".join(cell(cat[n][r]) for n in shown) + cell(pages.flag_words(cat["FLAG"][r]), text=True)
-                   + (f"<td class='t'>{'this page' if r == row else f'<a href={esc(link)}>page</a>' if link else ''}"
-                      "</td>") + "</tr>")
+                   + "<td class='t'>" + ("this page" if r == row else f"<a href='{esc(link)}'>page</a>" if link else "")
+                   + "</td></tr>")
     return pages.table(head, trs, sortable=False, text_cols=(0, 1, len(head) - 2, len(head) - 1))
 
 
