@@ -209,3 +209,23 @@ def test_demo_like_star_mg_from_mg_lines_ca_from_ca_lines(gradients, linemake, k
     assert mg[0]["OWN_ELEMENT"] and mg[0]["OWN_SPECIES"] in ("Mg I", "MgH")
     ca = t[t["LABEL"] == "CA_FE"]
     assert ca[0]["OWN_ELEMENT"] and ca[0]["OWN_SPECIES"] in ("Ca I", "Ca II")
+
+
+def test_catalogue_own_fractions_file_by_file(tmp_path):
+    """The catalogue option ([output] own_fraction): columns for every row, prepared file by prepared file."""
+    from ddpayne.fit.information import catalogue_own_fractions
+    from ddpayne.io.batch import SpectrumBatch
+
+    emu = TwoLineEmulator(blend=0.0)
+    paths = []
+    for k, n in enumerate((2, 3)):
+        meta = Table({"ID": [f"{k}-{i}" for i in range(n)]})
+        p = tmp_path / f"prep{k}.fits"
+        SpectrumBatch(WAVE, np.ones((n, WAVE.size)), np.full((n, WAVE.size), 1e4), meta).write(p)
+        paths.append(p)
+    stars = Table({"MG_FE": np.zeros(5), "CA_FE": np.linspace(-0.5, 0.5, 5)})
+    t = catalogue_own_fractions(emu, stars, paths, line_list=_lines())
+    assert len(t) == 5 and np.allclose(t["CA_FE_OWN_FRAC"], 1.0, atol=1e-6)
+    with pytest.raises(ValueError, match="7 prepared spectra for 5"):
+        catalogue_own_fractions(emu, stars, paths + paths[:1], line_list=_lines())
+    assert catalogue_own_fractions(emu, stars, paths, line_list=tmp_path / "missing.ecsv") is None

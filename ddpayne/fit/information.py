@@ -468,5 +468,52 @@ def own_fraction_columns(emulator, labels, ivar, lines, teff=None, chunk: int = 
     return table
 
 
+def catalogue_own_fractions(emulator, stars: Table, prepared_files: Sequence, line_list=None,
+                            **options) -> Table | None:
+    """``<LABEL>_OWN_FRAC`` columns of a whole catalogue, prepared file by prepared file (memory flat).
+
+    The pipeline's catalogue stage calls this when ``[output] own_fraction = true``.
+
+    Parameters
+    ----------
+    emulator : ddpayne.model.emulator.Emulator
+    stars : Table
+        One row per spectrum with the fitted labels, in the order of the prepared files' spectra.
+    prepared_files : sequence of path
+        The prepared-spectra files (:class:`ddpayne.io.batch.SpectrumBatch`).
+    line_list : None, str, path or Table
+        :func:`ddpayne.physics.lines.load_line_list` (default: the installed line-list plugin).
+
+    Returns
+    -------
+    Table or None
+        None (and a log line) when no line list is available.
+    """
+    from ..io.batch import SpectrumBatch
+    from ..physics.lines import load_line_list
+
+    try:
+        lines = load_line_list(line_list)
+    except Exception as exc:  # noqa: BLE001 -- an optional column: the catalogue is written without it
+        log.warning("no own-element fractions: the line list could not be loaded (%s: %s)", type(exc).__name__, exc)
+        return None
+    if lines is None:
+        log.warning("no own-element fractions: no line-list plugin is installed")
+        return None
+    names = list(emulator.label_names)
+    labels = np.column_stack([np.asarray(stars[n], float) for n in names])
+    parts, start = [], 0
+    for path in prepared_files:
+        batch = SpectrumBatch.read(path)
+        rows = slice(start, start + len(batch))
+        parts.append(own_fraction_columns(emulator, labels[rows], batch.ivar, lines, **options))
+        start = rows.stop
+    if start != len(stars):
+        raise ValueError(f"{start} prepared spectra for {len(stars)} catalogue rows")
+    from astropy.table import vstack
+
+    return vstack(parts) if parts else None
+
+
 __all__ = ["information_maps", "information_windows", "information_table", "own_element_fraction",
-           "own_fraction_columns", "FeatureIdentifier", "emulator_gradients", "label_element"]
+           "own_fraction_columns", "catalogue_own_fractions", "FeatureIdentifier", "emulator_gradients", "label_element"]

@@ -186,6 +186,9 @@ class OutputConfig:
     formats: list[str] = field(default_factory=list)
     #: Make the paper's figures.
     figures: bool = True
+    #: Add ``<LABEL>_OWN_FRAC`` columns: the share of each abundance's information from lines of its own element
+    #: (needs a line-list plugin; see docs/inspect.rst).
+    own_fraction: bool = False
 
 
 @dataclass

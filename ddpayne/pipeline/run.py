@@ -543,7 +543,8 @@ class Pipeline:
         if self.cfg.derive.enabled and derived.exists():
             galaxy = read_catalogue(derived, hdu="DERIVED")
             galaxy["ID"] = np.asarray(galaxy["ID"]).astype(str)
-        extra = [t for t in (self._crb_columns(stars), self._total_error_columns(stars)) if t is not None]
+        extra = [t for t in (self._crb_columns(stars), self._total_error_columns(stars),
+                             self._own_fraction_columns(stars)) if t is not None]
         cat = build_catalogue(stars, hstack(extra) if extra else None, galaxy)
         # the fit and derive stages set bits without a reason: add theirs to the preparation's
         prep = np.ma.filled(np.ma.asarray(cat["FLAG_REASON"]).astype(str), "") if "FLAG_REASON" in \
@@ -572,6 +573,15 @@ class Pipeline:
             return None
         table = Table({"LABEL": list(sys), "SYS": [float(v) for v in sys.values()]})
         return total_error_columns(stars, table)
+
+    def _own_fraction_columns(self, stars: Table) -> Table | None:
+        """``<LABEL>_OWN_FRAC`` (``[output] own_fraction``): each abundance's share of information from lines of
+        its own element (:func:`ddpayne.fit.information.catalogue_own_fractions`)."""
+        if not self.cfg.output.own_fraction:
+            return None
+        from ..fit.information import catalogue_own_fractions
+
+        return catalogue_own_fractions(self.emulator, stars, self.prepared_files())
 
     def _crb_columns(self, stars: Table) -> Table | None:
         """Physical Cramér–Rao bounds ``<LABEL>_CRB`` (and ``CRB_REF``) of every spectrum.
