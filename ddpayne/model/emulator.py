@@ -29,6 +29,9 @@ class Emulator(abc.ABC):
     """
 
     name: ClassVar[str] = ""
+    #: Whether :meth:`flux` takes a ``pixels`` slice (``flux(labels, pixels=slice)``), so that the trainer
+    #: can evaluate the grid chunk by chunk within its memory budget.
+    pixel_slices: ClassVar[bool] = False
     label_names: tuple[str, ...]
     wavelength: np.ndarray
     label_min: np.ndarray
@@ -87,6 +90,12 @@ class Emulator(abc.ABC):
     def n_parameters_per_pixel(self) -> int | None:
         """Free parameters of the model of one pixel (None if not meaningful)."""
         return None
+
+    @property
+    def hidden_width(self) -> int:
+        """Activations per label row and pixel of a forward pass (the trainer sizes its pixel chunks with
+        it; a network's hidden-layer width)."""
+        return 40
 
     @property
     def device(self):

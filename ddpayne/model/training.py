@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-import inspect
 import json
 import logging
 import math
@@ -305,7 +304,7 @@ def _train(batch, labels, label_names, star_ids, emulator, emulator_options, reg
              emu, len(lab), len(train_idx), len(val_idx), np.unique(ids).size, run.n_pix, len(run.chunks))
 
     fingerprint = {
-        "settings": settings.fingerprint(), "emulator": getattr(emu, "name", type(emu).__name__),
+        "settings": settings.fingerprint(), "emulator": emu.name or type(emu).__name__,
         "emulator_options": json.loads(json.dumps(dict(emulator_options or {}), default=str)),
         "regularizer": json.loads(json.dumps(reg_info, default=str)),
         "data": _hash_arrays(batch.wavelength, flux, ivar, lab, ids.astype("U")),
@@ -424,16 +423,16 @@ def pixel_chunks(emu, reg, settings: TrainingSettings, n_pix: int, bytes_per_val
 
     The chunk bounds the activations of one evaluation (``n_hidden`` × rows × pixels, rows: the larger
     of the batch size and the regularizer's :attr:`~ddpayne.model.regularizer.Regularizer.rows_per_step`)
-    by ``settings.memory_budget_mb``, unless ``settings.pixel_chunk`` fixes it. Emulators whose ``flux``
-    takes no ``pixels`` argument are evaluated on all pixels at once.
+    by ``settings.memory_budget_mb``, unless ``settings.pixel_chunk`` fixes it. Emulators without
+    :attr:`~ddpayne.model.emulator.Emulator.pixel_slices` are evaluated on all pixels at once.
     """
     if settings.pixel_chunk:
         chunk = int(settings.pixel_chunk)
     else:
         rows = max(settings.batch_size, int(reg.rows_per_step or 0))
-        width = getattr(emu, "n_hidden", 40)
-        chunk = max(16, int(settings.memory_budget_mb * 2**20 / (8 * width * rows * bytes_per_value)))
-    if "pixels" not in inspect.signature(emu.flux).parameters or chunk >= n_pix:
+        chunk = max(16, int(settings.memory_budget_mb * 2**20
+                            / (8 * emu.hidden_width * rows * bytes_per_value)))
+    if not emu.pixel_slices or chunk >= n_pix:
         return [None]
     return [slice(s, min(s + chunk, n_pix)) for s in range(0, n_pix, chunk)]
 

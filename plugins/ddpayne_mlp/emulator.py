@@ -79,6 +79,7 @@ class MLPEmulator(torch.nn.Module, Emulator):
     """
 
     name = "mlp"
+    pixel_slices = True
 
     def __init__(self, label_names, wavelength, label_min, label_max, n_hidden: int = 40,
                  activation: str = "sigmoid", seed: int = 0, dtype="float32", device="cpu"):
@@ -132,6 +133,10 @@ class MLPEmulator(torch.nn.Module, Emulator):
     @property
     def n_pix(self) -> int:
         return self.wavelength.size
+
+    @property
+    def hidden_width(self) -> int:
+        return self.n_hidden
 
     @property
     def n_parameters_per_pixel(self) -> int:
