@@ -206,10 +206,17 @@ class MockLibrary:
 
 
 def build_library(workdir: str | Path, out: str | Path = DEFAULT_LIBRARY, command: str | None = None,
-                  instrument: str = "desi") -> MockLibrary:
+                  instrument: str = "desi", hydrogen=None) -> MockLibrary:
     """Collect the finished mock-star syntheses in ``workdir`` into a library file (``instrument='lamost'``
-    re-degrades the stored high-resolution spectra to LAMOST)."""
+    re-degrades the stored high-resolution spectra to LAMOST).
+
+    ``hydrogen`` (a path or :class:`~ddpayne.physics.hydrogen.HydrogenCorrection`) applies the hydrogen
+    correction to every spectrum; the library's ``physics_version`` then counts it
+    (:func:`~ddpayne.physics.hydrogen.product_physics_version`).
+    """
+    from ..physics import hydrogen as hyd
     from ..physics.runner import current_physics, degraded_flux, load_plan, load_result
+    hydrogen = hyd.load(hydrogen)
     workdir = Path(workdir)
     plan = load_plan(workdir)
     jobs = [j for j in plan["jobs"] if j["kind"] == "mock"]
@@ -223,7 +230,7 @@ def build_library(workdir: str | Path, out: str | Path = DEFAULT_LIBRARY, comman
         if r["physics"] < physics:   # left out until the runner repairs it
             n_outdated += 1
             continue
-        w, f = degraded_flux(r, instrument)
+        w, f = degraded_flux(r, instrument, hydrogen=hydrogen)
         wave = w if wave is None else wave
         fluxes.append(f)
         rows.append(j)
@@ -241,7 +248,11 @@ def build_library(workdir: str | Path, out: str | Path = DEFAULT_LIBRARY, comman
                     "the runner repairs them", n_outdated)
     prov = {"n_stars": len(rows), "n_planned": len(jobs), "label_seed": plan["mock_seed"],
             "label_extensions": plan.get("mock_extensions", []),
-            "physics_version": physics, "n_outdated_left_out": n_outdated,
+            "physics_version": hyd.product_physics_version(physics, hydrogen is not None),
+            "n_outdated_left_out": n_outdated,
+            "hydrogen": ("none (no Stark wings)" if hydrogen is None else
+                         {k: hydrogen.provenance.get(k) for k in ("synthesis", "hydrogen_version", "interpolation",
+                                                                  "windows_vac", "n_nodes", "updated")}),
             "instrument": plan["instrument"] if instrument == "desi" else instrument,
             "synthesis": plan["provenance"],
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -260,11 +271,13 @@ def main(argv=None):
     b.add_argument("--workdir", default="work-synth")
     b.add_argument("--out", default=str(DEFAULT_LIBRARY))
     b.add_argument("--instrument", default="desi", choices=["desi", "lamost"])
+    b.add_argument("--hydrogen", help="hydrogen-correction product to apply (e.g. ddpayne/data/hydrogen_desi.fits)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.cmd == "build":
         cmd = "python -m ddpayne.mock.library " + " ".join(sys.argv[1:] if argv is None else argv)
-        lib = build_library(args.workdir, args.out, command=cmd, instrument=args.instrument)
+        lib = build_library(args.workdir, args.out, command=cmd, instrument=args.instrument,
+                            hydrogen=args.hydrogen)
         print(f"{len(lib)} stars written to {args.out}")
 
 

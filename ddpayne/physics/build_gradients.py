@@ -45,21 +45,37 @@ HYDROGEN_WINDOWS = ((BALMER_VAC[:2], 15.0), (BALMER_VAC[2:5], 6.0), (BALMER_VAC[
                     (HIGHER_BALMER_VAC, 3.0), (PASCHEN_VAC, 3.0))
 
 
-def product_mask(wavelength: np.ndarray) -> np.ndarray:
-    """Hydrogen-line pixels masked in the gradient product (True = masked); see the module docstring."""
-    m = np.zeros(np.shape(wavelength), bool)
+def product_mask(wavelength: np.ndarray, hydrogen_corrected: bool = False) -> np.ndarray:
+    """Hydrogen-line pixels masked in the gradient product (True = masked); see the module docstring.
+
+    With ``hydrogen_corrected`` (the spectra carry the hydrogen correction of
+    :mod:`ddpayne.physics.hydrogen`) only what the physics cannot do stays masked: the cores (±
+    :data:`~ddpayne.physics.hydrogen.CORE_HALF_WIDTH` Å) of the corrected lines, and the uncorrected range
+    below the first correction window (the crowded Balmer series limit).
+    """
+    wavelength = np.asarray(wavelength, float)
+    m = np.zeros(wavelength.shape, bool)
+    if hydrogen_corrected:
+        from .hydrogen import CORE_HALF_WIDTH, WINDOWS_VAC
+        centres = np.concatenate([BALMER_VAC, HIGHER_BALMER_VAC, PASCHEN_VAC])
+        centres = centres[centres >= WINDOWS_VAC[0][0]]
+        return window_mask(wavelength, centres, CORE_HALF_WIDTH) | (wavelength < WINDOWS_VAC[0][0] + 5.0)
     for centres, half in HYDROGEN_WINDOWS:
         m |= window_mask(wavelength, centres, half)
     return m
 
 
 def build(workdir: str | Path, out: str | Path | None = DEFAULT_PRODUCT, command: str | None = None,
-          instrument: str = "desi") -> GradientSpectra:
+          instrument: str = "desi", hydrogen=None) -> GradientSpectra:
     """Collect complete reference points from ``workdir`` into a :class:`GradientSpectra` (and write it).
 
     ``instrument='lamost'`` re-degrades the stored high-resolution spectra to LAMOST (R = 1800,
-    log-linear grid, L = 50 Å) instead of using the stored DESI spectra.
+    log-linear grid, L = 50 Å) instead of using the stored DESI spectra. ``hydrogen`` (a path or
+    :class:`~ddpayne.physics.hydrogen.HydrogenCorrection`) applies the hydrogen correction to the base and
+    every step spectrum, each at its own labels, and reduces the hydrogen mask to the line cores.
     """
+    from . import hydrogen as hyd
+    hydrogen = hyd.load(hydrogen)
     workdir = Path(workdir)
     plan = load_plan(workdir)
     jobs = [j for j in plan["jobs"] if j["kind"] == "grad"]
@@ -81,7 +97,7 @@ def build(workdir: str | Path, out: str | Path | None = DEFAULT_PRODUCT, command
         if min(v["physics"] for v in res.values()) < physics:   # not yet brought up to date: left out
             outdated.append(r)
             continue
-        deg = {k: degraded_flux(v, instrument) for k, v in res.items()}
+        deg = {k: degraded_flux(v, instrument, hydrogen=hydrogen) for k, v in res.items()}
         wave = deg["base"][0] if wave is None else wave
         base_list.append(deg["base"][1])
         pert_list.append(np.stack([deg[n][1] for n in LABEL_NAMES]))
@@ -93,7 +109,7 @@ def build(workdir: str | Path, out: str | Path | None = DEFAULT_PRODUCT, command
     base = np.array(base_list)
     pert = np.array(pert_list)
     covered = np.all(np.isfinite(base), axis=0) & np.all(np.isfinite(pert), axis=(0, 1))
-    mask = product_mask(wave) | ~covered
+    mask = product_mask(wave, hydrogen_corrected=hydrogen is not None) | ~covered
     base = np.where(np.isfinite(base), base, 1.0)
     pert = np.where(np.isfinite(pert), pert, 1.0)
     inst = (plan["instrument"] if instrument == "desi" else
@@ -104,10 +120,16 @@ def build(workdir: str | Path, out: str | Path | None = DEFAULT_PRODUCT, command
         "instrument": inst["name"], **{f"instrument_{k}": v for k, v in inst.items()},
         "synthesis": plan["provenance"], "synthesis_settings": plan["settings"],
         "difference": "forward", "n_ref_included": len(ref_ids), "n_ref_planned": len(refs),
-        "physics_version": physics, "n_ref_outdated_left_out": len(outdated),
+        "physics_version": hyd.product_physics_version(physics, hydrogen is not None),
+        "n_ref_outdated_left_out": len(outdated),
+        "hydrogen": ("none (no Stark wings)" if hydrogen is None else
+                     {k: hydrogen.provenance.get(k) for k in ("synthesis", "hydrogen_version", "interpolation",
+                                                              "windows_vac", "n_nodes", "updated")}),
         "ref_ids": ref_ids, "reference_loci": "ddpayne.physics.references.reference_points()",
-        "mask": "hydrogen lines: H-alpha,beta +-15 A; H-gamma..epsilon +-6 A; H8-10 +-4 A; H11-80 +-3 A; "
-                "Paschen +-3 A; and pixels not covered",
+        "mask": ("hydrogen-line cores +-2.5 A, everything below 3755 A (Balmer series limit, uncorrected); "
+                 "and pixels not covered" if hydrogen is not None else
+                 "hydrogen lines: H-alpha,beta +-15 A; H-gamma..epsilon +-6 A; H8-10 +-4 A; H11-80 +-3 A; "
+                 "Paschen +-3 A; and pixels not covered"),
         "command": command or "python -m ddpayne.physics.build_gradients",
         "ddpayne_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -130,10 +152,11 @@ def main(argv=None):
     ap.add_argument("--workdir", default="work-synth")
     ap.add_argument("--out", default=str(DEFAULT_PRODUCT))
     ap.add_argument("--instrument", default="desi", choices=sorted(INSTRUMENTS))
+    ap.add_argument("--hydrogen", help="hydrogen-correction product to apply (e.g. ddpayne/data/hydrogen_desi.fits)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cmd = "python -m ddpayne.physics.build_gradients " + " ".join(sys.argv[1:] if argv is None else argv)
-    g = build(args.workdir, args.out, command=cmd.strip(), instrument=args.instrument)
+    g = build(args.workdir, args.out, command=cmd.strip(), instrument=args.instrument, hydrogen=args.hydrogen)
     print(f"{g.n_ref} reference points ({g.provenance['n_ref_planned']} planned) written to {args.out}")
 
 

@@ -376,11 +376,29 @@ def hires_spectrum(result: dict) -> tuple[np.ndarray, np.ndarray]:
     return air_to_vacuum(hires_air(result, depth.size)), 1.0 - depth
 
 
-def degraded_flux(result: dict, instrument: str = "desi") -> tuple[np.ndarray, np.ndarray]:
+def degraded_flux(result: dict, instrument: str = "desi", hydrogen=None, labels: dict | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """(grid, normalised flux) of a result for ``instrument``: DESI's is stored, others are re-degraded
-    from the high-resolution spectrum with :func:`~ddpayne.physics.degrade.degrade_to_survey`."""
+    from the high-resolution spectrum with :func:`~ddpayne.physics.degrade.degrade_to_survey`.
+
+    ``hydrogen`` (a :class:`~ddpayne.physics.hydrogen.HydrogenCorrection`, DESI only) multiplies in the
+    hydrogen correction at ``labels`` (default: the result's own labels) with
+    :func:`~ddpayne.physics.hydrogen.correct_normalised`.
+    """
     if instrument not in INSTRUMENTS:
         raise ValueError(f"unknown instrument {instrument!r}; known: {sorted(INSTRUMENTS)}")
+    if hydrogen is not None:
+        if instrument != "desi":
+            raise ValueError(f"the hydrogen correction is computed on the DESI grid, not for {instrument!r}")
+        from .hydrogen import correct_normalised
+        if "blanket" not in result:
+            raise ValueError("this result has no true-continuum blanketing bins: the hydrogen correction "
+                             "cannot be applied to it (rerun its synthesis)")
+        lab = result["labels"] if labels is None else labels
+        factor = hydrogen.factor(lab)[0]
+        flux = correct_normalised(result["wavelength"], result["flux"], factor, result["blanket_start"],
+                                  result["blanket_step"], result["blanket"])
+        return result["wavelength"], flux
     if instrument == "desi":
         return result["wavelength"], result["flux"]
     from ..prepare import grid as grids

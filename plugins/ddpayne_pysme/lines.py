@@ -19,8 +19,9 @@ log = logging.getLogger(__name__)
 
 #: Rydberg constant for hydrogen (cm⁻¹, vacuum wavenumbers).
 RYDBERG_H = 109677.583
-#: Largest mismatch (in n_upper) accepted when identifying an H I line.
-N_TOLERANCE = 0.02
+#: Largest mismatch (in n_upper) accepted when identifying an H I line: linemake's series-limit members
+#: sit up to 0.05 above an integer (n ≈ 40–80); successive members are 1 apart.
+N_TOLERANCE = 0.15
 ELEMENTS = ("H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se "
             "Br Kr Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd Tb Dy "
             "Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U").split()

@@ -1,0 +1,121 @@
+"""Build the hydrogen-correction product node by node, resumably (``ddpayne synth hydrogen``).
+
+**Nodes.** The correction is computed at labels taken from the stars it will correct: the mock library's
+stars and the gradient product's reference points, ordered by farthest-point sampling in the
+interpolation coordinates of :mod:`ddpayne.physics.hydrogen` (the first node is the star nearest the
+Sun), so that every prefix of the order covers the label space as evenly as it can and the product
+improves with every node. A node uses all 15 labels of its star: exact for that star.
+
+**Resuming.** The product file itself is the state: each finished node is appended and the file
+rewritten atomically; a rerun skips the nodes already in it (matched by their labels), so a killed run
+loses only the node in flight. One run per product (a lock next to it).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table, vstack
+
+from ..io.atomic import workdir_lock
+from ..labels import LABEL_NAMES
+from .hydrogen import HYDROGEN_VERSION, HydrogenCorrection, correction_at, scaled_coordinates
+
+log = logging.getLogger(__name__)
+
+#: Label of the first node's target: the Sun (IAU nominal values).
+SUN = {"TEFF": 5772.0, "LOGG": 4.44, "FE_H": 0.0}
+
+
+def candidate_labels(library: Table | None, references: Table | None) -> Table:
+    """The label rows nodes are drawn from (library stars, then reference points), 15 label columns."""
+    parts = [Table({n: np.asarray(t[n], float) for n in LABEL_NAMES}) for t in (library, references)
+             if t is not None and len(t)]
+    if not parts:
+        raise ValueError("no candidate labels for hydrogen-correction nodes (empty library and references)")
+    return vstack(parts)
+
+
+def node_order(candidates: Table, n: int) -> np.ndarray:
+    """Indices of ``n`` candidates in farthest-point order, starting nearest the Sun."""
+    x = scaled_coordinates(candidates)
+    sun = scaled_coordinates(SUN)[0]
+    first = int(np.argmin(((x - sun) ** 2).sum(axis=1)))
+    order = [first]
+    dist = ((x - x[first]) ** 2).sum(axis=1)
+    for _ in range(min(n, len(x)) - 1):
+        nxt = int(np.argmax(dist))
+        order.append(nxt)
+        dist = np.minimum(dist, ((x - x[nxt]) ** 2).sum(axis=1))
+    return np.array(order, int)
+
+
+def _done(product: HydrogenCorrection, labels: Table) -> np.ndarray:
+    if len(product) == 0:
+        return np.zeros(len(labels), bool)
+    have = np.column_stack([np.asarray(product.nodes[n], float) for n in LABEL_NAMES])
+    want = np.column_stack([np.asarray(labels[n], float) for n in LABEL_NAMES])
+    return np.array([np.any(np.all(np.abs(have - w) < 1e-6, axis=1)) for w in want])
+
+
+def build_hydrogen(out: str | Path, candidates: Table, n_nodes: int, synthesizer: str = "pysme",
+                   max_seconds: float | None = None, grid: np.ndarray | None = None) -> HydrogenCorrection:
+    """Compute nodes in farthest-point order until ``n_nodes`` are in ``out`` (or ``max_seconds`` pass).
+
+    Parameters
+    ----------
+    out : path
+        The product file (created, or extended where a previous run stopped).
+    candidates : astropy.table.Table
+        Label rows to draw nodes from (:func:`candidate_labels`).
+    n_nodes : int
+        Number of nodes wanted in all.
+    synthesizer : str
+        Name of an installed Synthesizer plugin whose constructor takes ``hydrogen=True/False``.
+    max_seconds : float, optional
+        Stop (after the node in flight) once this much time has passed.
+    grid : ndarray, optional
+        Survey grid (default: DESI).
+    """
+    from ..prepare.grid import desi_grid
+    from ..registry import get as get_plugin
+    out = Path(out)
+    grid = desi_grid() if grid is None else np.asarray(grid, float)
+    cls = get_plugin("synthesizer", synthesizer)
+    with workdir_lock(out.parent, name=f".{out.name}.lock"):
+        product = HydrogenCorrection.read(out) if out.exists() else HydrogenCorrection.empty(grid)
+        if not np.array_equal(product.wavelength, grid):
+            raise ValueError(f"{out} was built on another wavelength grid; use a new output file")
+        order = node_order(candidates, n_nodes)
+        todo = order[~_done(product, candidates[order])]
+        if todo.size == 0:
+            log.info("hydrogen correction %s: all %d nodes present", out, len(product))
+            return product
+        with_h, metals = cls(hydrogen=True), cls(hydrogen=False)
+        product.provenance.update({"synthesis": with_h.provenance(), "hydrogen_version": HYDROGEN_VERSION,
+                                   "windows_vac": [list(w) for w in _windows()], "resolution": "desi",
+                                   "interpolation": "thin-plate-spline RBF of ln C in (TEFF/250, LOGG/0.5, "
+                                                    "FE_H/0.5)", "pid_host": f"{os.getpid()}"})
+        start = time.monotonic()
+        for k, i in enumerate(todo, 1):
+            labels = {n: float(candidates[n][i]) for n in LABEL_NAMES}
+            t0 = time.monotonic()
+            logc = correction_at(with_h, metals, labels, grid)
+            product = product.with_node(labels, logc)
+            product.write(out)
+            spent = time.monotonic() - start
+            log.info("hydrogen node %d/%d (Teff %.0f, logg %.2f, [Fe/H] %+.2f) in %.0f s; %d left, ETA %.0f min",
+                     len(product), n_nodes, labels["TEFF"], labels["LOGG"], labels["FE_H"],
+                     time.monotonic() - t0, todo.size - k, spent / k * (todo.size - k) / 60)
+            if max_seconds is not None and spent > max_seconds:
+                log.info("stopping after %.0f s as asked; rerun to resume", spent)
+                break
+        return product
+
+
+def _windows():
+    from .hydrogen import WINDOWS_VAC
+    return WINDOWS_VAC
