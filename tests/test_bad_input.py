@@ -255,6 +255,11 @@ def missing_model(r: Run):
     r.training = {"model": "models/emulator.pt"}
 
 
+def no_model_no_labels(r: Run):
+    """Hole 5: nothing to fit with (no labels to train on, no model): said before the prepare stage."""
+    r.training = {"regularizer": "none"}
+
+
 def labels_beside_model(r: Run):
     """Hole 6: a reference-label file next to a loaded model is reported, not silently ignored."""
     Table({"TARGETID": [1000], "TEFF": [5772.0]}).write(r.root / "labels.ecsv")
@@ -391,6 +396,8 @@ CASES = {
                          extra=_pickle_not_run),
     "missing_model": Case(missing_model, rc=2, before_prepare=True,
                           message=("[training] model", "models/emulator.pt", "no such file", "fix the path")),
+    "no_model_no_labels": Case(no_model_no_labels, rc=2, before_prepare=True,
+                               message=("no model to fit with", "[data] labels", "[training] model")),
     "labels_beside_model": Case(labels_beside_model,
                                 message=("[data] labels", "labels.ecsv", "is not used")),
     "labels_without_id": Case(labels_without_id, rc=2, before_prepare=True,

@@ -64,13 +64,19 @@ class Pipeline:
         self._catalogue: Table | None = None
 
     # ------------------------------------------------------------------------------ validation
-    def check(self) -> None:
+    def check(self, stages: Iterable[str] = STAGES) -> None:
         """Validate the configuration and the inputs before any stage does work (:meth:`run` calls it).
 
-        Paths (:func:`~ddpayne.pipeline.config.check_paths`); a model to load must load (it is kept); a
-        reference-label file must have a column to match the spectra by, and is reported when a loaded model
-        makes it unused; every spectrum file is identified (:meth:`readers`), which refuses a run that mixes
-        surveys.
+        Paths (:func:`~ddpayne.pipeline.config.check_paths`); a model to load must load (it is kept); stages
+        that need a model have one to load, one trained earlier in the output folder, or reference labels to
+        train on; a reference-label file must have a column to match the spectra by, and is reported when a
+        loaded model makes it unused; every spectrum file is identified (:meth:`readers`), which refuses a run
+        that mixes surveys.
+
+        Parameters
+        ----------
+        stages : iterable of str
+            The stages about to run.
 
         Raises
         ------
@@ -86,6 +92,9 @@ class Pipeline:
             self._emulator = load_emulator(self.cfg.path(tc.model), tc.emulator)
         elif data.labels:
             self._check_label_columns(self.cfg.path(data.labels))
+        elif set(stages) - {"prepare"} and not (self.out / "model" / "emulator.pt").exists():
+            raise ConfigError("no model to fit with: give reference labels to train on ([data] labels) or a "
+                              "trained model ([training] model)")
         self.readers()
         self._catalogue_table()   # an unreadable survey catalogue stops the run here, not in prepare
 
@@ -683,7 +692,7 @@ class Pipeline:
 
         stages = list(stages)
         with RunLock(self.out):
-            self.check()
+            self.check(stages)
             return self._run(stages)
 
     def _run(self, stages: list[str]) -> Path:
