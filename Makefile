@@ -8,6 +8,8 @@ PYTEST_ARGS ?=
 install:
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e ".[all]"
+	# PySME (hydrogen lines) without its astropy<8 / pandas<3 pins; its other requirements come with [all]
+	$(PIP) install --no-deps pysme-astro==1.2.0
 	$(PIP) install -e examples/ddpayne-boss
 
 demo: install
