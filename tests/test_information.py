@@ -4,8 +4,15 @@ import pytest
 from astropy.table import Table
 
 from ddpayne.fit.cramer_rao import cramer_rao_bound, fisher_matrix
-from ddpayne.fit.information import (FeatureIdentifier, emulator_gradients, information_maps, information_table,
-                                     information_windows, own_element_fraction, own_fraction_columns)
+from ddpayne.fit.information import (
+    FeatureIdentifier,
+    emulator_gradients,
+    information_maps,
+    information_table,
+    information_windows,
+    own_element_fraction,
+    own_fraction_columns,
+)
 from ddpayne.model.emulator import Emulator
 from ddpayne.physics.lines import line_strength, load_line_list, species_elements, species_name
 
@@ -175,8 +182,8 @@ def linemake():
 
 @pytest.fixture(scope="module")
 def gradients():
-    from ddpayne.pipeline.demo import bundled
     from ddpayne.physics.gradients import GradientSpectra
+    from ddpayne.pipeline.demo import bundled
 
     return GradientSpectra.read(bundled("gradients_desi.fits"))
 

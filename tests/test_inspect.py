@@ -175,7 +175,7 @@ def test_report_in_headless_chromium(run, tmp_path):
     from PIL import Image
 
     index = make_report(run / "catalogue.fits", tmp_path / "rep", targetids=["102"], line_list=run / "lines.ecsv")
-    star = sorted((tmp_path / "rep").glob("star-*.html"))[0]
+    star = min((tmp_path / "rep").glob("star-*.html"))
     static = make_report(run / "catalogue.fits", tmp_path / "png", targetids=["101"], interactive=False,
                          line_list=run / "lines.ecsv")
     with sync_api.sync_playwright() as p:

@@ -32,6 +32,7 @@ to a low-excitation Fe I line ranks ~2 dex below it, yet both are deep.)
 """
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -131,7 +132,7 @@ def information_windows(wavelength, info, merge: float = MERGE_LEVEL, smooth: in
     inner = edges[1:-1]
     drop = ~hard[inner] & (s[np.minimum(inner, n - 1)] > merge * np.minimum(peak[:-1], peak[1:]))
     edges = np.r_[edges[0], inner[~drop], edges[-1]]
-    wins = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    wins = [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
     return [(a, b) for a, b in wins if np.any(x[a:b] > 0)]
 
 
@@ -515,5 +516,14 @@ def catalogue_own_fractions(emulator, stars: Table, prepared_files: Sequence, li
     return vstack(parts) if parts else None
 
 
-__all__ = ["information_maps", "information_windows", "information_table", "own_element_fraction",
-           "own_fraction_columns", "catalogue_own_fractions", "FeatureIdentifier", "emulator_gradients", "label_element"]
+__all__ = [
+    "FeatureIdentifier",
+    "catalogue_own_fractions",
+    "emulator_gradients",
+    "information_maps",
+    "information_table",
+    "information_windows",
+    "label_element",
+    "own_element_fraction",
+    "own_fraction_columns",
+]

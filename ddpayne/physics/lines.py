@@ -6,9 +6,8 @@ synthesises with), or a user gives a table file (:func:`load_line_list`). Lines 
 species codes (``26.0`` Fe I, ``20.1`` Ca II, ``607.0`` CN): the integer part is the atomic number of an
 atom or the two-digit atomic numbers of a molecule's atoms, the first decimal the ionisation stage.
 
-Line strength index
--------------------
-To name the *strongest* line near a wavelength, lines are ranked by the weak-line strength index
+**Line strength index.** To name the *strongest* line near a wavelength, lines are ranked by the weak-line
+strength index
 
 .. math:: s = \\log\\varepsilon_\\odot(X) + \\log gf - \\theta\\,\\chi, \\qquad \\theta = 5040\\,{\\rm K}/T_{\\rm eff}
 
@@ -34,10 +33,14 @@ from astropy.table import Table
 log = logging.getLogger(__name__)
 
 #: Chemical symbols by atomic number (index 0 unused).
-SYMBOLS: tuple[str, ...] = tuple(
-    "_ H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se Br Kr "
-    "Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd Tb Dy Ho Er Tm Yb "
-    "Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U".split())
+SYMBOLS: tuple[str, ...] = (
+    "_", "H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S", "Cl",
+    "Ar", "K", "Ca", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se",
+    "Br", "Kr", "Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd", "In", "Sn", "Sb",
+    "Te", "I", "Xe", "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er",
+    "Tm", "Yb", "Lu", "Hf", "Ta", "W", "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po", "At",
+    "Rn", "Fr", "Ra", "Ac", "Th", "Pa", "U",
+)
 
 #: Solar abundances log ε (H = 12): Asplund et al. (2009, ARA&A 47, 481), photospheric where given,
 #: meteoritic otherwise.
@@ -102,7 +105,7 @@ def species_name(code: float) -> str:
     """Readable name of MOOG species ``code``: ``'Fe I'``, ``'Ca II'``, ``'CN'``, ``'MgH'``, ``'H2O'``."""
     atoms = species_atoms(code)
     if len(atoms) == 1:
-        stage = int(round((float(code) - atoms[0]) * 10)) + 1
+        stage = round((float(code) - atoms[0]) * 10) + 1
         return f"{SYMBOLS[atoms[0]]} {'I' * stage if stage <= 3 else stage}"
     counts: dict[str, int] = {}
     for z in sorted(atoms, key=lambda a: (a != 1, a)):     # molecules conventionally end in H, C first
@@ -186,7 +189,7 @@ def load_line_list(source: str | os.PathLike | Table | LineList | None = None,
         if not found:
             log.info("no line-list plugin is installed: features are not identified")
             return None
-        name = "linemake" if "linemake" in found else sorted(found)[0]
+        name = "linemake" if "linemake" in found else min(found)
         source = found[name]()
     elif isinstance(source, str) and source in registry.available("linelist"):
         source = registry.create("linelist", source)
@@ -206,5 +209,13 @@ def load_line_list(source: str | os.PathLike | Table | LineList | None = None,
     return out[keep]
 
 
-__all__ = ["LineList", "load_line_list", "line_strength", "species_name", "species_elements", "species_atoms",
-           "SOLAR_LOG_EPS", "LINE_COLUMNS"]
+__all__ = [
+    "LINE_COLUMNS",
+    "SOLAR_LOG_EPS",
+    "LineList",
+    "line_strength",
+    "load_line_list",
+    "species_atoms",
+    "species_elements",
+    "species_name",
+]

@@ -8,4 +8,4 @@
 from .build import make_report
 from .sources import ReportInputError
 
-__all__ = ["make_report", "ReportInputError"]
+__all__ = ["ReportInputError", "make_report"]

@@ -69,8 +69,13 @@ def _line_list(source):
 def _star(cat, row, labels, spec, emu, lines, top_windows):
     """Everything one star page shows: plot data, label rows, information table."""
     from ..fit.cramer_rao import cramer_rao_bound
-    from ..fit.information import (FeatureIdentifier, emulator_gradients, information_maps, information_table,
-                                    own_element_fraction)
+    from ..fit.information import (
+        FeatureIdentifier,
+        emulator_gradients,
+        information_maps,
+        information_table,
+        own_element_fraction,
+    )
     from ..physics.lines import species_name
 
     title = f"{cat['ID'][row]} ({os.path.basename(str(cat['SOURCE_FILE'][row]))})"
@@ -110,18 +115,19 @@ def _star(cat, row, labels, spec, emu, lines, top_windows):
 
 def _label_rows(cat, row, labels, info_table, own, crb_model) -> list[str]:
     rows = []
+    def col(n, suffix):
+        c = f"{n}{suffix}"
+        return cat[c][row] if c in cat.colnames else np.nan
+
     for n in labels:
-        def col(suffix):
-            c = f"{n}{suffix}"
-            return cat[c][row] if c in cat.colnames else np.nan
         where = ""
         if info_table is not None:
             t = info_table[info_table["LABEL"] == n][:3]
             where = "; ".join(f"{r['SPECIES'] or '?'} {r['LINE_WAVE_AIR']:.1f} ({100 * r['SHARE']:.0f}%)"
                               if np.isfinite(r["LINE_WAVE_AIR"]) else
                               f"{r['WAVE_MIN']:.0f}–{r['WAVE_MAX']:.0f} Å ({100 * r['SHARE']:.0f}%)" for r in t)
-        rows.append("<tr>" + cell(n, text=True) + cell(cat[n][row]) + cell(col("_ERR")) + cell(col("_ERR_TOT"))
-                    + cell((crb_model or {}).get(n, np.nan)) + cell(col("_CRB"))
+        rows.append("<tr>" + cell(n, text=True) + cell(cat[n][row]) + cell(col(n, "_ERR")) + cell(col(n, "_ERR_TOT"))
+                    + cell((crb_model or {}).get(n, np.nan)) + cell(col(n, "_CRB"))
                     + cell((own or {}).get(n, np.nan), 2) + cell(where, text=True) + "</tr>")
     return rows
 
@@ -259,7 +265,7 @@ def make_report(catalogue: str | os.PathLike, out: str | os.PathLike = "report",
                          interactive, js_name, files)
         index_rows.append(_index_row(cat, r, labels, pages_of[int(r)]))
     _write_index(out, cat, rows, labels, index_rows, pages_of, interactive, js_name, files,
-                 dict(targetids=list(targetids), flagged=flagged, worst_chi2=worst_chi2))
+                 {"targetids": list(targetids), "flagged": flagged, "worst_chi2": worst_chi2})
     log.info("report on %d star(s) written to %s", rows.size, out / "index.html")
     return out / "index.html"
 

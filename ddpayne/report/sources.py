@@ -143,10 +143,10 @@ def read_catalogue(files: RunFiles) -> tuple[Table, list[str]]:
     ReportInputError
         Naming the missing columns and the file.
     """
+    import astropy.units as u
+
     from ..labels import LABEL_NAMES
     from ..pipeline.catalogue import fitted_labels
-
-    import astropy.units as u
 
     try:
         with warnings.catch_warnings():
