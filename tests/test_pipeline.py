@@ -222,7 +222,7 @@ def test_missing_labels_is_a_clear_error(tmp_path, sun_dir, capsys, caplog):
     cfg.write_text(f'[data]\nspectra = ["{sun_dir / "coadd-sun-snr100.fits"}"]\n'
                    f'catalogue = "{sun_dir / "mwsall-sun-snr100.fits"}"\n[output]\ndir = "o"\n')
     assert main(["run", str(cfg)]) == 2
-    assert "labels is empty" in caplog.text
+    assert "[data] labels" in caplog.text     # "... give reference labels to train on ([data] labels) ..."
 
 
 def test_failed_calibration_keeps_the_model(mock, monkeypatch, caplog):
