@@ -109,6 +109,7 @@ class Run:
     data: dict = field(default_factory=lambda: {"catalogue": "mwsall.fits"})
     training: dict = field(default_factory=lambda: {"model": "model.pt"})
     output: str = "out"
+    prepare_range: tuple = WINDOW
     rc: int | None = None
     log: str = ""
 
@@ -118,7 +119,7 @@ class Run:
 
         text = "[data]\n" + (f"spectra = {self.spectra!r}\n".replace("'", '"') if self.spectra is not None
                              else "") + toml(self.data)
-        text += f"\n[prepare]\nwave_range = [{WINDOW[0]}, {WINDOW[1]}]\n[training]\n{toml(self.training)}\n"
+        text += f"\n[prepare]\nwave_range = {list(self.prepare_range)}\n[training]\n{toml(self.training)}\n"
         text += f'[derive]\nenabled = false\n[output]\ndir = "{self.output}"\nfigures = false\n'
         path = self.root / "run.toml"
         path.write_text(text)
@@ -260,6 +261,11 @@ def no_model_no_labels(r: Run):
     r.training = {"regularizer": "none"}
 
 
+def model_of_other_grid(r: Run):
+    """A model trained on other wavelengths than the run prepares: said before the prepare stage."""
+    r.prepare_range = (5400.0, 6100.0)
+
+
 def labels_beside_model(r: Run):
     """Hole 6: a reference-label file next to a loaded model is reported, not silently ignored."""
     Table({"TARGETID": [1000], "TEFF": [5772.0]}).write(r.root / "labels.ecsv")
@@ -398,6 +404,9 @@ CASES = {
                           message=("[training] model", "models/emulator.pt", "no such file", "fix the path")),
     "no_model_no_labels": Case(no_model_no_labels, rc=2, before_prepare=True,
                                message=("no model to fit with", "[data] labels", "[training] model")),
+    "model_of_other_grid": Case(model_of_other_grid, rc=2, before_prepare=True,
+                                message=("[training] model", "predicts 1001 pixels (5300.00-6100.00 Å)",
+                                         "set [prepare] wave_range to the model's")),
     "labels_beside_model": Case(labels_beside_model,
                                 message=("[data] labels", "labels.ecsv", "is not used")),
     "labels_without_id": Case(labels_without_id, rc=2, before_prepare=True,

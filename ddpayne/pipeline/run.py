@@ -96,6 +96,8 @@ class Pipeline:
             raise ConfigError("no model to fit with: give reference labels to train on ([data] labels) or a "
                               "trained model ([training] model)")
         self.readers()
+        if self._emulator is not None:
+            self._check_model_grid()
         self._catalogue_table()   # an unreadable survey catalogue stops the run here, not in prepare
 
     @staticmethod
@@ -176,6 +178,45 @@ class Pipeline:
             self._catalogue = self._reader.read_catalogue(self.cfg.path(self.cfg.data.catalogue))
         return self._catalogue
 
+    def _prepare_grid(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The grid spectra are normalised on and the pixels of it that are kept (``[prepare] wave_range``);
+        (None, None) for the reader's whole default grid."""
+        windows = self.cfg.prepare.windows()
+        self.readers()
+        if not windows or self._reader is None:
+            return None, None
+        full = self._reader.default_grid()
+        if full is None:
+            raise DDPayneError("[prepare] wave_range needs a reader with a default grid")
+        margin = 100.0  # normalise with the continuum around the windows, then cut
+        lo, hi = min(a for a, _ in windows), max(b for _, b in windows)
+        grid = full[(full >= lo - margin) & (full <= hi + margin)]
+        keep = np.zeros(grid.size, bool)
+        for a, b in windows:
+            keep |= (grid >= a) & (grid <= b)
+        if keep.sum() < 10:
+            raise DDPayneError(f"[prepare] wave_range {self.cfg.prepare.wave_range} keeps {keep.sum()} "
+                               "pixels of the grid")
+        return grid, keep
+
+    def _check_model_grid(self) -> None:
+        """A loaded model must predict the pixels the prepare stage will make (when the reader's grid is known)."""
+        grid, keep = self._prepare_grid()
+        if grid is None:
+            grid = self._reader.default_grid() if self._reader is not None else None
+        elif keep is not None:
+            grid = grid[keep]
+        wave = getattr(self._emulator, "wavelength", None)
+        if grid is None or wave is None:
+            return
+        wave = np.asarray(wave, float)
+        # the fit's own tolerance (ddpayne.fit.results.check_grid)
+        if wave.shape != grid.shape or not np.allclose(wave, grid, rtol=1e-7, atol=0.0):
+            raise ConfigError(f"[training] model = {self.cfg.training.model!r} predicts {wave.size} pixels "
+                              f"({wave[0]:.2f}-{wave[-1]:.2f} Å) but the {self._reader.name} spectra will be "
+                              f"prepared on {grid.size} ({grid[0]:.2f}-{grid[-1]:.2f} Å): set [prepare] "
+                              "wave_range to the model's, or give a model trained on this grid")
+
     # ---------------------------------------------------------------------------------- stages
     def prepare(self) -> list[Path]:
         """Prepare every survey file; return the prepared-batch files (one per input file)."""
@@ -185,21 +226,7 @@ class Pipeline:
         files = list(readers)
         catalogue = self._catalogue_table()
         settings = PrepareSettings(continuum_width=self.cfg.prepare.continuum_width or None)
-        grid = keep = None
-        windows = self.cfg.prepare.windows()
-        if windows and self._reader is not None:
-            full = self._reader.default_grid()
-            if full is None:
-                raise DDPayneError("[prepare] wave_range needs a reader with a default grid")
-            margin = 100.0  # normalise with the continuum around the windows, then cut
-            lo, hi = min(a for a, _ in windows), max(b for _, b in windows)
-            grid = full[(full >= lo - margin) & (full <= hi + margin)]
-            keep = np.zeros(grid.size, bool)
-            for a, b in windows:
-                keep |= (grid >= a) & (grid <= b)
-            if keep.sum() < 10:
-                raise DDPayneError(f"[prepare] wave_range {self.cfg.prepare.wave_range} keeps {keep.sum()} "
-                                   "pixels of the grid")
+        grid, keep = self._prepare_grid()
         digest = self.cfg.digest("data", "prepare")
         outdir = self.out / "prepared"
         outdir.mkdir(exist_ok=True)
