@@ -105,6 +105,8 @@ def _bokeh_star(d: StarPlotData):
     for k, (label, (marg, cond)) in enumerate(d.maps.items()):
         _, m, c = _gap_nan(d.wavelength, marg, cond)
         data[f"m{k}"], data[f"c{k}"] = np.nan_to_num(m), c
+    # areas cannot break at NaN: at the gaps their x repeats the previous wavelength, with zero height
+    data["wa"] = np.where(np.isfinite(w), w, np.r_[w[:1], w[:-1]])
     src = ColumnDataSource({key: np.asarray(v, np.float32) for key, v in data.items()})
     x_range = Range1d(float(np.nanmin(w)), float(np.nanmax(w)), bounds="auto")
     tools = "xpan,xwheel_zoom,box_zoom,reset,save"
@@ -125,7 +127,8 @@ def _bokeh_star(d: StarPlotData):
     shade(spec, lo - 10, hi + 10)
     spec.line("w", "flux", source=src, color=COLOURS["data"], legend_label="spectrum", line_width=1)
     if model is not None:
-        spec.line("w", "model", source=src, color=COLOURS["model"], legend_label="model at best fit", line_width=1)
+        spec.line("w", "model", source=src, color=COLOURS["model"], legend_label="model at best fit", line_width=1,
+                  line_alpha=0.75)
     spec.add_tools(HoverTool(tooltips=[("λ (Å)", "@w{0.0}"), ("flux", "@flux{0.000}"), ("model", "@model{0.000}")],
                              mode="vline"))
     spec.legend.location = "bottom_left"
@@ -146,8 +149,9 @@ def _bokeh_star(d: StarPlotData):
         f = figure(height=110, x_range=x_range, tools=tools, active_scroll="xwheel_zoom", sizing_mode="stretch_width",
                    y_axis_label=label, y_range=Range1d(0, top * 1.08))
         first = k == 0
-        f.varea(x="w", y1=0, y2=f"m{k}", source=src, color=COLOURS["marg"], alpha=0.6,
+        f.varea(x="wa", y1=0, y2=f"m{k}", source=src, color=COLOURS["marg"], alpha=0.6,
                 **_legend("marginalised" if first else None))
+        f.line("w", f"m{k}", source=src, color=COLOURS["marg"], line_width=1)      # spikes narrower than a pixel
         f.line("w", f"c{k}", source=src, color=COLOURS["cond"], line_width=1,
                **_legend("conditional" if first else None))
         if label in d.lines:
