@@ -236,3 +236,12 @@ def test_catalogue_own_fractions_file_by_file(tmp_path):
     with pytest.raises(ValueError, match="7 prepared spectra for 5"):
         catalogue_own_fractions(emu, stars, paths + paths[:1], line_list=_lines())
     assert catalogue_own_fractions(emu, stars, paths, line_list=tmp_path / "missing.ecsv") is None
+
+
+def test_line_list_hook():
+    """The moog plugin offers linemake through the ddpayne_line_lists hook (the core imports no plugin)."""
+    from ddpayne import registry
+    from ddpayne.physics.lines import LineList
+
+    found = registry.available("linelist")
+    assert "linemake" in found and issubclass(found["linemake"], LineList)
