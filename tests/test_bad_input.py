@@ -262,8 +262,14 @@ def no_model_no_labels(r: Run):
 
 
 def model_of_other_grid(r: Run):
-    """A model trained on other wavelengths than the run prepares: said before the prepare stage."""
-    r.prepare_range = (5400.0, 6100.0)
+    """A model whose wavelengths are no pixels of the survey's grid (trained on another survey's grid): said
+    before the prepare stage. (A model on other windows of the same grid is applied on its own grid: issue 20,
+    tests/test_apply.py.)"""
+    from ddpayne.prepare.grid import desi_grid
+    from ddpayne_mlp.emulator import MLPEmulator
+
+    g = desi_grid()[(desi_grid() >= WINDOW[0]) & (desi_grid() <= WINDOW[1])] + 0.4
+    MLPEmulator(LABELS, g, [4000, 1, -2.5], [7000, 5, 0.5], n_hidden=5).save(r.root / "model.pt")
 
 
 def labels_beside_model(r: Run):
@@ -405,8 +411,8 @@ CASES = {
     "no_model_no_labels": Case(no_model_no_labels, rc=2, before_prepare=True,
                                message=("no model to fit with", "[data] labels", "[training] model")),
     "model_of_other_grid": Case(model_of_other_grid, rc=2, before_prepare=True,
-                                message=("[training] model", "predicts 1001 pixels (5300.00-6100.00 Å)",
-                                         "set [prepare] wave_range to the model's")),
+                                message=("[training] model", "1001 pixels, 5300.40-6100.40 Å",
+                                         "not part of the survey grid", "another survey's grid")),
     "labels_beside_model": Case(labels_beside_model,
                                 message=("[data] labels", "labels.ecsv", "is not used")),
     "labels_without_id": Case(labels_without_id, rc=2, before_prepare=True,

@@ -62,6 +62,7 @@ class Pipeline:
         self._reader = None
         self._readers: dict[Path, object] | None = None
         self._catalogue: Table | None = None
+        self._prep = None
 
     # ------------------------------------------------------------------------------ validation
     def check(self, stages: Iterable[str] = STAGES) -> None:
@@ -178,56 +179,45 @@ class Pipeline:
             self._catalogue = self._reader.read_catalogue(self.cfg.path(self.cfg.data.catalogue))
         return self._catalogue
 
+    def _recipe(self):
+        """How this run prepares spectra, and the loaded model's grid to cut them to (None when training):
+        a model given in ``[training] model`` brings its own preparation, else ``[prepare]`` is used
+        (:func:`ddpayne.pipeline.apply.recipe_for_run`)."""
+        if self._prep is None:
+            from .apply import recipe_for_run
+
+            self.readers()
+            self._prep = recipe_for_run(self.cfg.prepare, self._reader,
+                                        self.train() if self.cfg.training.model else None)
+        return self._prep
+
     def _prepare_grid(self) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """The grid spectra are normalised on and the pixels of it that are kept (``[prepare] wave_range``);
-        (None, None) for the reader's whole default grid."""
-        windows = self.cfg.prepare.windows()
-        self.readers()
-        if not windows or self._reader is None:
-            return None, None
-        full = self._reader.default_grid()
-        if full is None:
-            raise DDPayneError("[prepare] wave_range needs a reader with a default grid")
-        margin = 100.0  # normalise with the continuum around the windows, then cut
-        lo, hi = min(a for a, _ in windows), max(b for _, b in windows)
-        grid = full[(full >= lo - margin) & (full <= hi + margin)]
-        keep = np.zeros(grid.size, bool)
-        for a, b in windows:
-            keep |= (grid >= a) & (grid <= b)
-        if keep.sum() < 10:
-            raise DDPayneError(f"[prepare] wave_range {self.cfg.prepare.wave_range} keeps {keep.sum()} "
-                               "pixels of the grid")
-        return grid, keep
+        """The grid spectra are normalised on and the pixels of it that are kept (the windows, or exactly a
+        loaded model's grid); (None, None) for the reader's whole default grid."""
+        recipe, wave = self._recipe()
+        return recipe.grid_and_pixels(self._reader, wave) if self._reader is not None else (None, None)
 
     def _check_model_grid(self) -> None:
-        """A loaded model must predict the pixels the prepare stage will make (when the reader's grid is known)."""
-        grid, keep = self._prepare_grid()
-        if grid is None:
-            grid = self._reader.default_grid() if self._reader is not None else None
-        elif keep is not None:
-            grid = grid[keep]
-        wave = getattr(self._emulator, "wavelength", None)
-        if grid is None or wave is None:
-            return
-        wave = np.asarray(wave, float)
-        # the fit's own tolerance (ddpayne.fit.results.check_grid)
-        if wave.shape != grid.shape or not np.allclose(wave, grid, rtol=1e-7, atol=0.0):
-            raise ConfigError(f"[training] model = {self.cfg.training.model!r} predicts {wave.size} pixels "
-                              f"({wave[0]:.2f}-{wave[-1]:.2f} Å) but the {self._reader.name} spectra will be "
-                              f"prepared on {grid.size} ({grid[0]:.2f}-{grid[-1]:.2f} Å): set [prepare] "
-                              "wave_range to the model's, or give a model trained on this grid")
+        """A loaded model's grid must be part of the survey grid its spectra are prepared on."""
+        from ..exceptions import IncompatibleModelError
+
+        try:
+            self._prepare_grid()
+        except IncompatibleModelError as exc:
+            raise ConfigError(f"[training] model = {self.cfg.training.model!r}: {exc}") from None
 
     # ---------------------------------------------------------------------------------- stages
     def prepare(self) -> list[Path]:
         """Prepare every survey file; return the prepared-batch files (one per input file)."""
-        from ..prepare.spectra import PrepareSettings, prepare_file, select_stars
+        from ..prepare.spectra import prepare_file, select_stars
 
         readers = self.readers()
         files = list(readers)
         catalogue = self._catalogue_table()
-        settings = PrepareSettings(continuum_width=self.cfg.prepare.continuum_width or None)
+        recipe = self._recipe()[0]
+        settings = recipe.prepare_settings()
         grid, keep = self._prepare_grid()
-        digest = self.cfg.digest("data", "prepare")
+        digest = self.cfg.digest("data", "prepare") + (recipe.digest() if self.cfg.training.model else "")
         outdir = self.out / "prepared"
         outdir.mkdir(exist_ok=True)
         done = []
@@ -262,7 +252,8 @@ class Pipeline:
             if stars:
                 batch = SpectrumBatch.concatenate(stars)
                 if keep is not None:
-                    batch = batch.select_pixels(keep, note=f"wave_range {self.cfg.prepare.wave_range}")
+                    batch = batch.select_pixels(keep, note="the model's grid" if self.cfg.training.model else
+                                               f"wave_range {self.cfg.prepare.wave_range}")
                 batch.write(target, overwrite=True)
             elif target.exists():
                 target.unlink()
@@ -326,6 +317,9 @@ class Pipeline:
                                      checkpoint_dir=self.out / "model" / f"checkpoints-{digest}",
                                      output=model_path)
         history.write(self.out / "model" / "history.ecsv", format="ascii.ecsv", overwrite=True)
+        from .apply import record_training_recipe
+
+        record_training_recipe(emulator, self._recipe()[0], model_path)   # how its spectra were prepared
         # the fit stage flags solutions outside the training set's label coverage with these
         ts.label_table().write(self.out / "model" / "training-labels.ecsv", format="ascii.ecsv", overwrite=True)
         try:
