@@ -16,7 +16,7 @@ from ddpayne.flags import Flag
 from ddpayne.io.batch import SpectrumBatch
 from ddpayne.pipeline.catalogue import write_catalogue
 from ddpayne.pipeline.cli import main
-from ddpayne.report import ReportInputError, make_report
+from ddpayne.report import ReportInputError, figures, make_report
 
 LABELS = ("TEFF", "LOGG", "FE_H", "MG_FE", "CA_FE")
 WAVE = np.r_[np.arange(5150.0, 5300.0, 0.8), np.arange(8480.0, 8560.0, 0.8)]   # a grid with a gap
@@ -82,7 +82,13 @@ def test_report_pages_labels_flags_repeats(run, tmp_path):
     flagged = (tmp_path / "rep" / next(p for p in pages if "-2.html" in p)).read_text()
     assert "CHI2_OUTLIER" in flagged and "the model does not describe the spectrum" in flagged
     assert (tmp_path / "rep" / "_static" / "report.js").exists()
-    assert list((tmp_path / "rep" / "_static").glob("bokeh-*.js"))      # BokehJS once, beside the pages
+    if figures.have_bokeh():
+        assert list((tmp_path / "rep" / "_static").glob("bokeh-*.js"))  # BokehJS once, beside the pages
+    # by flag name
+    make_report(run / "catalogue.fits", tmp_path / "f", flags=["AT_BOUND"], interactive=False)
+    assert [p.name for p in (tmp_path / "f").glob("star-*.html")] == ["star-104-4.html"]
+    with pytest.raises(ReportInputError, match="unknown flag"):
+        make_report(run / "catalogue.fits", tmp_path / "f", flags=["NOPE"])
 
 
 def test_static_fallback_embeds_png(run, tmp_path):
@@ -172,6 +178,7 @@ CANVAS_STATS = """() => {
 def test_report_in_headless_chromium(run, tmp_path):
     """Chromium opens the index and a star page from disk: no console error, plots drawn, screenshot not blank."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    pytest.importorskip("bokeh", reason="bokeh (the inspect extra) is not installed: no interactive plots to check")
     from PIL import Image
 
     index = make_report(run / "catalogue.fits", tmp_path / "rep", targetids=["102"], line_list=run / "lines.ecsv")

@@ -140,7 +140,8 @@ def _cmd_inspect(args) -> int:
     from ..report import make_report
 
     index = make_report(args.catalogue, args.out, targetids=args.targetid, flagged=args.flagged,
-                        worst_chi2=args.worst_chi2, run_dir=args.run_dir, prepared=args.prepared, model=args.model,
+                        worst_chi2=args.worst_chi2, flags=args.flag, run_dir=args.run_dir, prepared=args.prepared,
+                        model=args.model,
                         line_list=args.line_list, interactive=not args.static, max_stars=args.max_stars)
     print(index)
     return 0
@@ -205,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("catalogue", help="catalogue FITS file written by ddpayne (<run>/catalogue.fits)")
     sp.add_argument("--targetid", nargs="+", default=[], metavar="ID", help="stars by TARGETID (all observations)")
     sp.add_argument("--flagged", action="store_true", help="stars with any FLAG bit set")
+    sp.add_argument("--flag", action="append", default=[], metavar="NAME",
+                    help="stars with this FLAG bit set (e.g. CHI2_OUTLIER; repeatable)")
     sp.add_argument("--worst-chi2", type=int, default=0, metavar="N", help="the N stars of largest QFLAG_CHI2")
     sp.add_argument("-o", "--out", default="report", help="report folder (default: report)")
     sp.add_argument("--max-stars", type=int, default=100, help="pages written at most (default 100)")

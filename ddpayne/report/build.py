@@ -192,7 +192,8 @@ def _info_html(info_table) -> str:
 
 
 def make_report(catalogue: str | os.PathLike, out: str | os.PathLike = "report", targetids: Sequence[str] = (),
-                flagged: bool = False, worst_chi2: int = 0, run_dir: str | os.PathLike | None = None,
+                flagged: bool = False, worst_chi2: int = 0, flags: Sequence[str] = (),
+                run_dir: str | os.PathLike | None = None,
                 prepared: str | os.PathLike | None = None, model: str | os.PathLike | None = None,
                 line_list=None, interactive: bool = True, max_stars: int = MAX_STARS,
                 top_windows: int = 5) -> Path:
@@ -210,6 +211,8 @@ def make_report(catalogue: str | os.PathLike, out: str | os.PathLike = "report",
         Stars with any ``FLAG`` bit set.
     worst_chi2 : int
         The N stars of largest ``QFLAG_CHI2``.
+    flags : sequence of str
+        Stars with any of these ``FLAG`` bits set (names of :class:`ddpayne.flags.Flag`, e.g. ``CHI2_OUTLIER``).
     run_dir, prepared, model : path, optional
         Where the run folder, the prepared spectra and the emulator are, when not beside the catalogue
         (:func:`ddpayne.report.sources.locate`).
@@ -235,9 +238,19 @@ def make_report(catalogue: str | os.PathLike, out: str | os.PathLike = "report",
     """
     files = locate(catalogue, run_dir, prepared, model)
     cat, labels = read_catalogue(files)
-    if not (targetids or flagged or worst_chi2):
-        raise ReportInputError("nothing selected: give --targetid ID, --flagged and/or --worst-chi2 N")
-    rows = select_rows(cat, targetids, flagged, worst_chi2)
+    if not (targetids or flagged or worst_chi2 or flags):
+        raise ReportInputError("nothing selected: give --targetid ID, --flagged, --flag NAME and/or --worst-chi2 N")
+    bits = None
+    if flags:
+        from ..flags import Flag
+
+        unknown = [f for f in flags if f.upper() not in Flag.__members__]
+        if unknown:
+            raise ReportInputError(f"unknown flag(s) {unknown}; flags are {list(Flag.__members__)}")
+        bits = 0
+        for f in flags:
+            bits |= int(Flag[f.upper()])
+    rows = select_rows(cat, targetids, flagged or bool(flags), worst_chi2, flag_bits=bits)
     if rows.size > max_stars:
         log.warning("%d stars selected; pages for the first %d (raise --max-stars for more)", rows.size, max_stars)
         rows = rows[:max_stars]
@@ -265,7 +278,7 @@ def make_report(catalogue: str | os.PathLike, out: str | os.PathLike = "report",
                          interactive, js_name, files)
         index_rows.append(_index_row(cat, r, labels, pages_of[int(r)]))
     _write_index(out, cat, rows, labels, index_rows, pages_of, interactive, js_name, files,
-                 {"targetids": list(targetids), "flagged": flagged, "worst_chi2": worst_chi2})
+                 {"targetids": list(targetids), "flagged": flagged, "flags": list(flags), "worst_chi2": worst_chi2})
     log.info("report on %d star(s) written to %s", rows.size, out / "index.html")
     return out / "index.html"
 

@@ -15,7 +15,11 @@ def flag_explanations() -> dict[str, str]:
     """Every :class:`~ddpayne.flags.Flag` bit's documentation (its ``#:`` comment in ``ddpayne/flags.py``)."""
     out: dict[str, str] = {}
     pending: list[str] = []
-    for line in inspect.getsource(Flag).splitlines():
+    try:
+        source = inspect.getsource(Flag)
+    except (OSError, TypeError):   # no source shipped: the names alone
+        return out
+    for line in source.splitlines():
         m = re.match(r"\s+#: ?(.*)", line)
         if m:
             pending.append(m.group(1))
