@@ -183,11 +183,12 @@ def _info_html(info_table) -> str:
             "strongest line", "λ air (Å)", "own-element line", "λ air (Å) "]
     trs = []
     for r in info_table:
-        trs.append("<tr>" + cell(r["LABEL"], text=True) + cell(r["RANK"], 0) + cell(r["WAVE_MIN"], 1)
-                   + cell(r["WAVE_MAX"], 1) + cell(r["SHARE"], 3) + cell(r["CUM_SHARE"], 3) + cell(r["SHARE_OTHER"], 3)
-                   + cell(r["SPECIES"], text=True) + cell(r["LINE_WAVE_AIR"], 2)
+        trs.append("<tr>" + cell(r["LABEL"], text=True) + cell(r["RANK"], 0) + cell(r["WAVE_MIN"], 1, fixed=True)
+                   + cell(r["WAVE_MAX"], 1, fixed=True) + cell(r["SHARE"], 3, fixed=True)
+                   + cell(r["CUM_SHARE"], 3, fixed=True) + cell(r["SHARE_OTHER"], 3, fixed=True)
+                   + cell(r["SPECIES"], text=True) + cell(r["LINE_WAVE_AIR"], 2, fixed=True)
                    + cell(r["OWN_SPECIES"] + (" ✓" if r["OWN_ELEMENT"] else ""), text=True)
-                   + cell(r["OWN_WAVE_AIR"], 2) + "</tr>")
+                   + cell(r["OWN_WAVE_AIR"], 2, fixed=True) + "</tr>")
     return pages.table(head, trs, table_id="windows", text_cols=(0, 7, 9))
 
 

@@ -43,20 +43,22 @@ def esc(x) -> str:
     return html.escape(str(x))
 
 
-def fmt(v, digits: int = 3) -> str:
-    """A number for a table cell ('' for missing or non-finite)."""
+def fmt(v, digits: int = 3, fixed: bool = False) -> str:
+    """A number for a table cell ('' for missing or non-finite); ``fixed``: exactly ``digits`` decimals."""
     try:
         f = float(v)
     except (TypeError, ValueError):
         return esc(v)
     if not np.isfinite(f):
         return ""
+    if fixed:
+        return f"{f:.{digits}f}"
     if abs(f) >= 1000:
         return f"{f:.0f}"
     return f"{f:.{digits}g}" if abs(f) < 0.01 and f != 0 else f"{f:.{digits}f}".rstrip("0").rstrip(".") or "0"
 
 
-def cell(v, digits: int = 3, text: bool = False) -> str:
+def cell(v, digits: int = 3, text: bool = False, fixed: bool = False) -> str:
     """A ``<td>`` that sorts by value (``data-v``)."""
     if text:
         return f"<td class='t'>{esc(v)}</td>"
@@ -65,7 +67,7 @@ def cell(v, digits: int = 3, text: bool = False) -> str:
         dv = f"{f:.8g}" if np.isfinite(f) else ""
     except (TypeError, ValueError):
         dv = ""
-    return f"<td data-v='{dv}'>{fmt(v, digits)}</td>"
+    return f"<td data-v='{dv}'>{fmt(v, digits, fixed)}</td>"
 
 
 def table(headers: Sequence[str], rows: Sequence[str], table_id: str = "", sortable: bool = True,
