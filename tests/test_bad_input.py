@@ -560,3 +560,23 @@ def test_prepare_command_refuses_mixed_surveys(tmp_path, caplog):
     assert any("mixes files of 2 surveys" in r.getMessage() and "split the run" in r.getMessage()
                for r in caplog.records)
     assert not (tmp_path / "batch.fits").exists()
+
+
+def test_second_process_is_refused_while_the_first_holds_the_lock(tmp_path):
+    """Hole 4 with two real processes: the second is told the first's PID and host; after the first ends,
+    the folder is free again."""
+    from ddpayne.pipeline.lock import OutputLockedError, RunLock
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from ddpayne.pipeline.lock import RunLock\n"
+         f"with RunLock({str(tmp_path)!r}, command='first run'):\n    print('held', flush=True)\n"
+         "    sys.stdin.readline()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(OutputLockedError, match=rf"in use by another ddpayne run \(PID {holder.pid} on host "
+                                                    rf"{socket.gethostname()}.*first run"):
+            RunLock(tmp_path).acquire()
+    finally:
+        holder.communicate("\n", timeout=30)
+    with RunLock(tmp_path):
+        pass
