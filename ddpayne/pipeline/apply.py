@@ -207,7 +207,9 @@ def fit_files(files: Sequence, model, catalogue=None, output: str | os.PathLike 
     astropy.table.Table
         One row per prepared star spectrum: the survey metadata, the labels with their units, formal errors
         ``<LABEL>_ERR`` and, when the model records its systematic errors, ``<LABEL>_ERR_TOT``; χ², flags.
-        ``meta['LABELS']`` lists the fitted labels; ``meta['REJECTED']`` counts the rows left out.
+        ``meta['LABELS']`` lists the fitted labels; ``meta['REJECTED']`` counts the rows left out;
+        ``meta['NPIXGRID']``, ``meta['WAVEMIN']``, ``meta['WAVEMAX']`` describe the grid the spectra were
+        prepared on (the model's).
 
     Raises
     ------
@@ -233,6 +235,8 @@ def fit_files(files: Sequence, model, catalogue=None, output: str | os.PathLike 
         for name in extra.colnames:
             cat[name] = extra[name]
     cat.meta["REJECTED"] = len(rejected)
+    cat.meta["NPIXGRID"] = int(batch.wavelength.size)   # the model's grid, which the spectra were cut to
+    cat.meta["WAVEMIN"], cat.meta["WAVEMAX"] = float(batch.wavelength[0]), float(batch.wavelength[-1])
     if output is not None:
         prov = getattr(emulator, "provenance", None) or {}
         provenance = {

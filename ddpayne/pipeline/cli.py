@@ -2,7 +2,8 @@
 
 ``ddpayne plugins`` lists the installed plugins; ``ddpayne prepare`` reads and prepares survey files;
 ``ddpayne gradients`` compares a trained model's gradient spectra with the physical ones;
-``ddpayne demo`` runs the pipeline on the bundled data. Each subcommand is a thin layer over the
+``ddpayne demo`` runs the pipeline on the bundled data; ``ddpayne fit FILES --model M`` fits survey files
+with a saved model. Each subcommand is a thin layer over the
 Python API.
 """
 from __future__ import annotations
@@ -64,6 +65,47 @@ def _cmd_stages(args) -> int:
     path = pipe.run(stages)
     print(f"done: {path}")
     return 0
+
+
+def _cmd_fit(args) -> int:
+    """``ddpayne fit CONFIG`` (the pipeline's fit stage) or ``ddpayne fit FILES... --model MODEL`` (a saved model
+    applied to survey files, prepared as its training spectra were: :func:`ddpayne.pipeline.apply.fit_files`)."""
+    from ..exceptions import DDPayneError
+
+    if args.model is None:
+        if len(args.inputs) != 1 or args.catalogue or args.out:
+            raise DDPayneError("ddpayne fit: give one TOML configuration (the pipeline's fit stage), or survey "
+                               "files with --model MODEL (e.g. ddpayne fit coadd-*.fits --model emulator.pt "
+                               "--catalogue mwsall.fits -o catalogue.fits)")
+        args.config = args.inputs[0]
+        return _cmd_stages(args)
+    if args.force:
+        raise DDPayneError("ddpayne fit: --force belongs to the fit stage of a configuration, not to --model")
+    from .apply import fit_files
+
+    out = args.out or "catalogue.fits"
+    cat = fit_files(args.inputs, args.model, catalogue=args.catalogue, output=out, reader=args.reader,
+                    fitter=args.fitter)
+    labels = list(cat.meta.get("LABELS", []))
+    print(f"fitted {len(cat)} spectra ({cat.meta.get('REJECTED', 0)} rejected) with {args.model}: {out}")
+    for row in cat[:10]:
+        print(f"  {row['ID']}: " + ", ".join(f"{n} {row[n]:.4g} ± {row[n + '_ERR']:.2g}" for n in labels[:4]))
+    return 0
+
+
+def _fit_arguments(sp: argparse.ArgumentParser) -> None:
+    """``ddpayne fit``'s two forms: a configuration's fit stage, or survey files with a saved model."""
+    sp.add_argument("inputs", nargs="+", metavar="CONFIG | FILES",
+                    help="TOML configuration (the pipeline's fit stage), or survey files with --model")
+    sp.add_argument("--force", default="", help="comma-separated stages to redo (with a configuration)")
+    sp.add_argument("--model", default=None,
+                    help="a saved model (e.g. <run>/model/emulator.pt): fit FILES with it, prepared as its "
+                         "training spectra were")
+    sp.add_argument("--catalogue", default=None, help="survey catalogue with RVs and classes (DESI: mwsall)")
+    sp.add_argument("--reader", default=None, help="reader name (default: identify each file by content)")
+    sp.add_argument("--fitter", default="lm", help="fitter plugin (default lm)")
+    sp.add_argument("-o", "--out", default=None, help="catalogue file to write (default catalogue.fits)")
+    sp.set_defaults(func=_cmd_fit)
 
 
 def _cmd_plot(args) -> int:
@@ -174,10 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, text in (("run", "run the whole pipeline from a TOML configuration"),
                        ("train", "train the emulator (prepares first if needed)"),
-                       ("fit", "fit labels with the trained emulator"),
+                       ("fit", "fit labels: a configuration's fit stage, or FILES... --model emulator.pt"),
                        ("derive", "extinction, distances, orbits"),
                        ("catalogue", "write the catalogue from the stages' outputs")):
         sp = sub.add_parser(name, help=text)
+        if name == "fit":
+            _fit_arguments(sp)
+            continue
         sp.add_argument("config", help="TOML configuration (see docs: Configuration)")
         sp.add_argument("--force", default="", help="comma-separated stages to redo")
         if name == "run":
