@@ -22,9 +22,9 @@ from ddpayne.labels import LABEL_NAMES
 REFERENCE = Path(__file__).parent / "data" / "mock_survey_reference.npz"
 #: Two surveys through every branch: repeats, S/N spread, a partial reference catalogue, two files per
 #: survey; and more stars than the library (spectra reused).
-CASES = {"a": dict(n_stars=10, snr=80.0, seed=5, n_per_file=6, snr_spread=0.1, repeat_fraction=0.4,
-                   ref_fraction=0.7),
-         "b": dict(n_stars=15, snr=40.0, seed=11, n_per_file=20, background=0.1)}
+CASES = {"a": {"n_stars": 10, "snr": 80.0, "seed": 5, "n_per_file": 6, "snr_spread": 0.1, "repeat_fraction": 0.4,
+               "ref_fraction": 0.7},
+         "b": {"n_stars": 15, "snr": 40.0, "seed": 11, "n_per_file": 20, "background": 0.1}}
 #: Every n-th pixel of the arm spectra is stored.
 STRIDE = 97
 
