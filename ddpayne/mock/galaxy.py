@@ -73,9 +73,11 @@ from dataclasses import dataclass
 
 import astropy.units as u
 import numpy as np
+from astropy import constants as const
+from astropy.modeling.physical_models import BlackBody
 from astropy.table import Table
 
-from ..galaxy.extinction import BANDS, ExtinctionTable, _band_mags, blackbody_sed, default_table
+from ..galaxy.extinction import BANDS, ExtinctionTable, _band_mags, default_table
 from ..galaxy.solar import SOLAR, SolarParameters
 
 log = logging.getLogger(__name__)
@@ -155,9 +157,11 @@ def _bb_mag_table() -> tuple[np.ndarray, np.ndarray]:
     """Vega absolute magnitudes of a 1 R_sun blackbody on a Teff grid: (teff (n,), mags (n, 6))."""
     teff = np.arange(2500.0, 15001.0, 25.0)
     wave = np.arange(3000.0, 26000.1, 5.0)
-    h, c, rsun, pc = 6.62607015e-27, 2.99792458e10, 6.957e10, 3.0856776e18
     # pi * B_lambda at the surface, diluted to 10 pc, erg/s/cm2/AA
-    flux = np.pi * 2 * h * c**2 * blackbody_sed(teff, teff * 0, wave) * 1e-8 * (rsun / (10 * pc))**2
+    unit = u.erg / (u.cm**2 * u.s * u.AA * u.sr)
+    planck = BlackBody(temperature=teff[:, None] * u.K, scale=1.0 * unit)
+    dilution = (const.R_sun / (10 * u.pc)).to_value(u.dimensionless_unscaled) ** 2
+    flux = np.pi * planck(wave[None, :] * u.AA).to_value(unit) * dilution
     mags = _band_mags(flux, wave, BANDS) - np.array([AB_MINUS_VEGA[b] for b in BANDS])
     return teff, mags
 

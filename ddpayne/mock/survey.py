@@ -45,8 +45,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import astropy.units as u
 import numpy as np
+from astropy import constants as const
 from astropy.io import fits
+from astropy.modeling.physical_models import BlackBody
 from astropy.table import Table, vstack
 from scipy.interpolate import CubicSpline
 
@@ -58,7 +61,8 @@ from .library import MockLibrary
 
 log = logging.getLogger(__name__)
 
-C_KMS = 299792.458
+#: Speed of light (km/s).
+C_KMS = const.c.to_value(u.km / u.s)
 #: DESI arm grids (vacuum Å): start, stop, number of pixels (0.8 Å).
 ARMS = {"B": (3600.0, 5800.0, 2751), "R": (5760.0, 7620.0, 2326), "Z": (7520.0, 9824.0, 2881)}
 MASK_NODATA = 1 << 8
@@ -66,6 +70,8 @@ MASK_NODATA = 1 << 8
 REFERENCE_ERRORS = {"TEFF": 60.0, "LOGG": 0.08, "VMIC": 0.15, "FE_H": 0.05, "C_FE": 0.06, "N_FE": 0.08,
                     "O_FE": 0.07, "MG_FE": 0.04, "AL_FE": 0.07, "SI_FE": 0.05, "CA_FE": 0.05, "TI_FE": 0.07,
                     "CR_FE": 0.07, "MN_FE": 0.06, "NI_FE": 0.05}
+#: Units of :func:`blackbody_flambda`.
+_B_LAMBDA = u.erg / (u.cm**2 * u.s * u.AA * u.sr)
 #: Base TARGETID of the mock (a made-up range not overlapping real DESI ids).
 TARGETID0 = 39700000000000000
 
@@ -83,9 +89,13 @@ def arm_throughput(wave: np.ndarray) -> np.ndarray:
 
 
 def blackbody_flambda(wave: np.ndarray, teff: float) -> np.ndarray:
-    """Planck B_λ (arbitrary units) at wavelength ``wave`` (Å)."""
-    lam = np.asarray(wave, float) * 1e-8
-    return 1.0 / lam**5 / np.expm1(1.4387769 / (lam * teff))
+    """Planck B_λ (arbitrary units: erg/(s cm² Å sr)) at wavelength ``wave`` (Å).
+
+    :class:`astropy.modeling.physical_models.BlackBody`; only its shape matters (:func:`_continuum`
+    scales it to the star's G magnitude).
+    """
+    with np.errstate(over="ignore"):   # exp(hc/λkT) overflows far on the Wien side: B_λ = 0 there
+        return BlackBody(temperature=teff * u.K, scale=1.0 * _B_LAMBDA)(np.asarray(wave, float) * u.AA).value
 
 
 def _continuum(wave, teff, ebv, gmag):

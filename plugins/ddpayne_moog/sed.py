@@ -63,7 +63,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import astropy.units as u
 import numpy as np
+from astropy import constants as const
 
 from ddpayne.exceptions import DDPayneError
 from ddpayne.galaxy.extinction import BANDS, FILTER_NAMES, ExtinctionTable, compute_table
@@ -76,7 +78,8 @@ from .synth import MoogSynthesizer, SynthSettings, abundances, complete_labels
 
 log = logging.getLogger(__name__)
 
-C_KMS = 299792.458
+#: Speed of light (km/s).
+C_KMS = const.c.to_value(u.km / u.s)
 #: Vacuum wavelength grid of the SEDs (Å): the default grid of :func:`ddpayne.galaxy.extinction.compute_table`.
 SED_WAVELENGTH = np.arange(3000.0, 26000.1, 5.0)
 #: Blue end (air Å) of the line list used for the SEDs (the plugin's own list starts at 3500 Å).
