@@ -34,7 +34,9 @@ def synthesise(grid):
     moog = convolve_to_grid(w, f, grid)
     t_moog = time.time() - t
     t = time.time()
-    logc = correction_at(SmeSynthesizer(hydrogen=True), SmeSynthesizer(hydrogen=False), SUN, grid)
+    base = (MoogSynthesizer(settings=DEFAULT_MOCK_SETTINGS),
+            MoogSynthesizer(settings=DEFAULT_MOCK_SETTINGS, hydrogen=False))
+    logc = correction_at(SmeSynthesizer(hydrogen=True), SmeSynthesizer(hydrogen=False), SUN, grid, base=base)
     print(f"MOOG {t_moog:.0f} s, hydrogen correction {time.time() - t:.0f} s")
     np.savez_compressed(OUT, wave=grid, moog_flux=moog.astype(np.float32), pixels=window_pixels(grid),
                         log_correction=logc.astype(np.float32))

@@ -7,9 +7,14 @@ the same atmosphere with the same line list, each degraded to the survey's resol
 their ratio on the survey grid,
 
 .. math:: C(\\lambda;\\boldsymbol\\ell) = \\frac{(F_{H+m} \\ast \\mathrm{LSF})(\\lambda)}
-                                             {(F_m \\ast \\mathrm{LSF})(\\lambda)},
+                                             {(F_m \\ast \\mathrm{LSF})(\\lambda)}
+          \\Big/ \\frac{(F^{\\rm base}_{H+m} \\ast \\mathrm{LSF})(\\lambda)}
+                         {(F^{\\rm base}_m \\ast \\mathrm{LSF})(\\lambda)},
 
-computed in :data:`WINDOWS_VAC` (the ranges that H I lines reach at DESI resolution; 1 elsewhere). A
+where the second ratio divides out the hydrogen lines that the corrected spectra already have (MOOG's
+Balmer and Paschen lines, with radiative and van der Waals but no Stark wings), so that they are replaced
+rather than doubled. C is computed in :data:`WINDOWS_VAC` (the ranges that H I lines reach at DESI
+resolution; 1 elsewhere). A
 MOOG spectrum degraded to the survey, :math:`F`, becomes :math:`F\\,C`: the hydrogen opacity is computed
 with the metal opacity (opacities add, in the same atmosphere) and only the *ratio* is carried over,
 so the MOOG metal lines are kept. The error of the ratio is of second order (the difference between the
@@ -87,13 +92,18 @@ def window_pixels(grid: np.ndarray, windows: Sequence[tuple[float, float]] = WIN
 
 
 def correction_at(with_hydrogen, metals_only, labels: Mapping[str, float], grid: np.ndarray,
-                  resolution="desi", windows: Sequence[tuple[float, float]] = WINDOWS_VAC) -> np.ndarray:
+                  resolution="desi", windows: Sequence[tuple[float, float]] = WINDOWS_VAC,
+                  base: tuple | None = None) -> np.ndarray:
     """ln C at ``labels`` on the pixels :func:`window_pixels` of ``grid``.
 
     Parameters
     ----------
     with_hydrogen, metals_only : ddpayne.physics.synthesizer.Synthesizer
         The same synthesizer with and without H I lines.
+    base : (Synthesizer, Synthesizer), optional
+        The synthesizer of the spectra to be corrected, with and without its own H I lines: when it has
+        (narrower) hydrogen lines of its own, their ratio is divided out so that they are *replaced*,
+        not doubled (MOOG gives Balmer and Paschen lines radiative and van der Waals wings).
     labels : mapping
         The labels (as :meth:`Synthesizer.synthesize` takes them).
     grid : ndarray
@@ -112,6 +122,11 @@ def correction_at(with_hydrogen, metals_only, labels: Mapping[str, float], grid:
         ch = convolve_to_grid(w, fh, grid[pix], resolution)
         cm = convolve_to_grid(w0, fm, grid[pix], resolution)
         ratio = ch / cm
+        if base is not None:
+            wb, fb = base[0].synthesize(labels, lo, hi)
+            wb0, fb0 = base[1].synthesize(labels, lo, hi)
+            ratio = ratio * convolve_to_grid(wb0, fb0, grid[pix], resolution) / convolve_to_grid(
+                wb, fb, grid[pix], resolution)
         if not np.all(np.isfinite(ratio) & (ratio > 0)):
             raise ValueError(f"hydrogen correction not finite and positive in {lo}-{hi} Å for {dict(labels)}")
         out.append(np.log(ratio))

@@ -62,7 +62,8 @@ def _done(product: HydrogenCorrection, labels: Table) -> np.ndarray:
 
 
 def build_hydrogen(out: str | Path, candidates: Table, n_nodes: int, synthesizer: str = "pysme",
-                   max_seconds: float | None = None, grid: np.ndarray | None = None) -> HydrogenCorrection:
+                   max_seconds: float | None = None, grid: np.ndarray | None = None,
+                   base: str | None = "moog", base_options: dict | None = None) -> HydrogenCorrection:
     """Compute nodes in farthest-point order until ``n_nodes`` are in ``out`` (or ``max_seconds`` pass).
 
     Parameters
@@ -79,6 +80,10 @@ def build_hydrogen(out: str | Path, candidates: Table, n_nodes: int, synthesizer
         Stop (after the node in flight) once this much time has passed.
     grid : ndarray, optional
         Survey grid (default: DESI).
+    base : str or None
+        Synthesizer plugin of the spectra to be corrected (its own H I lines are divided out, see
+        :func:`~ddpayne.physics.hydrogen.correction_at`); its constructor takes ``hydrogen=`` and
+        ``base_options``. Default ``"moog"`` with the mock library's settings.
     """
     from ..prepare.grid import desi_grid
     from ..registry import get as get_plugin
@@ -95,6 +100,13 @@ def build_hydrogen(out: str | Path, candidates: Table, n_nodes: int, synthesizer
             log.info("hydrogen correction %s: all %d nodes present", out, len(product))
             return product
         with_h, metals = cls(hydrogen=True), cls(hydrogen=False)
+        pair = None
+        if base is not None:
+            from .runner import DEFAULT_MOCK_SETTINGS
+            opts = {"settings": DEFAULT_MOCK_SETTINGS} if base_options is None else dict(base_options)
+            bcls = get_plugin("synthesizer", base)
+            pair = (bcls(hydrogen=True, **opts), bcls(hydrogen=False, **opts))
+            product.provenance["base"] = {"synthesizer": base, **{k: v for k, v in opts.items()}}
         product.provenance.update({"synthesis": with_h.provenance(), "hydrogen_version": HYDROGEN_VERSION,
                                    "windows_vac": [list(w) for w in _windows()], "resolution": "desi",
                                    "interpolation": "thin-plate-spline RBF of ln C in (TEFF/250, LOGG/0.5, "
@@ -103,7 +115,7 @@ def build_hydrogen(out: str | Path, candidates: Table, n_nodes: int, synthesizer
         for k, i in enumerate(todo, 1):
             labels = {n: float(candidates[n][i]) for n in LABEL_NAMES}
             t0 = time.monotonic()
-            logc = correction_at(with_h, metals, labels, grid)
+            logc = correction_at(with_h, metals, labels, grid, base=pair)
             product = product.with_node(labels, logc)
             product.write(out)
             spent = time.monotonic() - start

@@ -394,6 +394,10 @@ class MoogSynthesizer(Synthesizer):
     build : {"fast", "stock"}
         The MOOG build (:func:`ddpayne_moog.build.moog_binary`): ``"fast"`` evaluates the line-opacity sum
         in vectorised loops (the same depths to MOOG's written decimals), ``"stock"`` is MOOG as released.
+    hydrogen : bool
+        Keep linemake's H I lines (default; MOOG gives them radiative and van der Waals wings but no Stark
+        broadening). False leaves them out: the metals-only spectrum that the hydrogen correction
+        (:mod:`ddpayne.physics.hydrogen`) divides by to replace MOOG's hydrogen lines.
     """
 
     name = "moog"
@@ -401,7 +405,7 @@ class MoogSynthesizer(Synthesizer):
     physics_version = LINELIST_VERSION
 
     def __init__(self, settings: SynthSettings | None = None, workdir: str | os.PathLike | None = None,
-                 keep_files: bool = False, build: str = "fast"):
+                 keep_files: bool = False, build: str = "fast", hydrogen: bool = True):
         if settings is None:
             settings = SynthSettings()
         elif isinstance(settings, Mapping):
@@ -411,7 +415,11 @@ class MoogSynthesizer(Synthesizer):
         self.keep_files = keep_files
         self.build = build
         self.exe = moog_binary(variant=build)
+        self.hydrogen = hydrogen
         self.lines = load_linelist()
+        if not hydrogen:
+            keep = ~np.isclose(self.lines["species"], 1.0)
+            self.lines = {k: v[keep] for k, v in self.lines.items()}
         self._strong_idx = self._match_strong()
 
     def _match_strong(self) -> np.ndarray:

@@ -19,9 +19,9 @@ log = logging.getLogger(__name__)
 
 #: Rydberg constant for hydrogen (cm⁻¹, vacuum wavenumbers).
 RYDBERG_H = 109677.583
-#: Largest mismatch (in n_upper) accepted when identifying an H I line: linemake's series-limit members
-#: sit up to 0.05 above an integer (n ≈ 40–80); successive members are 1 apart.
-N_TOLERANCE = 0.15
+#: Largest mismatch accepted when identifying an H I line, ``N_TOLERANCE × n_upper + 0.01``: linemake's
+#: low members match to < 0.01, its series-limit members (n ≈ 40–80) sit up to ~0.2 from an integer.
+N_TOLERANCE = 0.004
 ELEMENTS = ("H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se "
             "Br Kr Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd Tb Dy "
             "Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U").split()
@@ -49,7 +49,7 @@ def hydrogen_levels(wave_air: np.ndarray) -> np.ndarray:
             if x <= 0:
                 continue
             nu = 1.0 / np.sqrt(x)
-            if abs(nu - round(nu)) < N_TOLERANCE and round(nu) > nl:
+            if abs(nu - round(nu)) < N_TOLERANCE * round(nu) + 0.01 and round(nu) > nl:
                 out[i] = nl, int(round(nu))
                 break
     return out
