@@ -202,3 +202,21 @@ def test_missing_pysme_names_the_install_commands(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_pysme)
     with pytest.raises(synth.PySMEMissingError, match=r"pip install --no-deps pysme-astro==1\.2\.0"):
         synth.require_pysme()
+
+
+def test_regularizer_refuses_an_older_physics_version():
+    from ddpayne_kurucz.regularizer import KuruczRegularizer
+
+    from ddpayne.physics import PHYSICS_VERSION
+    from ddpayne.physics.build_gradients import DEFAULT_PRODUCT
+    from ddpayne.physics.gradients import GradientSpectra
+    g = GradientSpectra.read(DEFAULT_PRODUCT)
+    assert g.provenance["physics_version"] == PHYSICS_VERSION
+    g.provenance["physics_version"] = PHYSICS_VERSION - 1
+    g.provenance["source"] = "old.fits"
+    with pytest.raises(ValueError, match=rf"old.fits was made with physics_version {PHYSICS_VERSION - 1}, "
+                                         rf"older than the physics_version {PHYSICS_VERSION}"):
+        KuruczRegularizer(g)
+    KuruczRegularizer(g, min_physics_version=PHYSICS_VERSION - 1)      # accepted knowingly
+    del g.provenance["physics_version"]
+    KuruczRegularizer(g)                                               # a product made elsewhere

@@ -8,4 +8,12 @@
 * :mod:`ddpayne.physics.references` — reference label points and finite-difference steps;
 * :mod:`ddpayne.physics.runner` — the resumable background synthesis;
 * :mod:`ddpayne.physics.build_gradients` — assembly of the gradient product.
+* :mod:`ddpayne.physics.hydrogen` — the hydrogen correction (Stark-broadened Balmer and Paschen lines);
+* :mod:`ddpayne.physics.sun_check` — the synthesis against the real Sun's hydrogen wings.
+
+``physics_version`` of the products (recorded in their provenance): 1 = MOOG + linemake with H2 lines;
+2 = H2 lines removed; 3 = 2 with the hydrogen correction (the first products with H I Stark wings).
 """
+
+#: ``physics_version`` of the bundled products; the Kurucz regularizer refuses older gradient products.
+PHYSICS_VERSION = 2

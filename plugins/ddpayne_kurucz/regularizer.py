@@ -63,6 +63,21 @@ class NoRegularizer(Regularizer):
         return torch.zeros((), dtype=emulator.dtype, device=emulator.device)
 
 
+def check_physics_version(gradients: GradientSpectra, minimum: int | None = None) -> None:
+    """Refuse gradient spectra of an older ``physics_version`` than ``minimum`` (default: the bundled
+    products' :data:`ddpayne.physics.PHYSICS_VERSION`), naming both versions and what to do."""
+    from ddpayne.physics import PHYSICS_VERSION
+    minimum = PHYSICS_VERSION if minimum is None else int(minimum)
+    have = gradients.provenance.get("physics_version")
+    if have is not None and int(have) < minimum:
+        src = gradients.provenance.get("source", "the gradient spectra")
+        raise ValueError(
+            f"{src} was made with physics_version {have}, older than the physics_version {minimum} this "
+            f"ddpayne expects (3: hydrogen lines with Stark wings): rebuild it (ddpayne build gradients "
+            f"--hydrogen ddpayne/data/hydrogen_desi.fits), or accept it knowingly with regularizer option "
+            f"min_physics_version = {have}")
+
+
 class KuruczRegularizer(Regularizer):
     """Tie the emulator's gradient spectra to physical (Kurucz) ones at reference label points.
 
@@ -100,6 +115,10 @@ class KuruczRegularizer(Regularizer):
         exactly. Default: all reference points at every step (the paper's loss).
     seed : int
         Seed of the reference-point subsets.
+    min_physics_version : int, optional
+        Refuse gradient products whose provenance records an older ``physics_version`` (default: the
+        bundled products' version, :data:`ddpayne.physics.PHYSICS_VERSION`; products that record none,
+        e.g. made elsewhere, are accepted).
     """
 
     name = "kurucz"
@@ -133,7 +152,7 @@ class KuruczRegularizer(Regularizer):
                  labels: Sequence[str] | None = None, derivative: str = "finite",
                  outside: str = "exclude", coverage_margin: float = 0.0, coverage_radius: float = 0.15,
                  softness: float = 0.1, mask_hydrogen="auto", scale: float = 1.0,
-                 refs_per_step: int | None = None, seed: int = 0):
+                 refs_per_step: int | None = None, seed: int = 0, min_physics_version: int | None = None):
         if gradients is None:
             from ddpayne.physics.build_gradients import DEFAULT_PRODUCT
 
@@ -153,6 +172,7 @@ class KuruczRegularizer(Regularizer):
                 raise FileNotFoundError(f"gradient-spectra file {self.path} does not exist")
             self.gradients = GradientSpectra.read(self.path)
             self.gradients.provenance.setdefault("source", str(self.path))
+        check_physics_version(self.gradients, min_physics_version)
         if derivative not in ("finite", "analytic"):
             raise ValueError(f"derivative must be 'finite' or 'analytic', got {derivative!r}")
         if outside not in ("exclude", "downweight", "include"):
