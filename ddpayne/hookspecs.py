@@ -14,6 +14,9 @@ by which users select it (``ddpayne.registry.create("reader", "boss")`` or ``rea
 TOML config). The classes derive from the abstract interfaces named in each hook; those interfaces are
 the contract. All hooks are collected (no ``firstresult``): every plugin contributes.
 
+One hook is not a kind of implementation: :func:`ddpayne_cli_commands` lets a plugin add commands to
+``ddpayne synth`` and ``ddpayne build`` (e.g. the ``moog`` plugin's extinction-table builder).
+
 Built-in implementations (DESI and LAMOST readers, the MLP emulator, the Kurucz gradient regularizer,
 the batched and scipy fitters, distances, galpy orbits, the MOOG synthesizer) are plugins in the same
 way; the core never imports them.
@@ -84,4 +87,33 @@ def ddpayne_line_lists():
 
     Used to name the spectral features a label's information comes from (the ``inspect`` report and
     :mod:`ddpayne.fit.information`); the ``moog`` plugin offers ``linemake``.
+    """
+
+
+@hookspec
+def ddpayne_cli_commands(groups):
+    """Commands the plugin adds to the ``ddpayne`` command line.
+
+    Parameters
+    ----------
+    groups : dict of str to argparse subparsers
+        The command groups, ``"synth"`` (physical synthesis, resumable) and ``"build"`` (assembling data
+        products), each the object returned by ``add_subparsers``. Add a command with
+        ``groups["build"].add_parser(name, help=...)`` and give it ``set_defaults(func=f)``: ``f(args)``
+        runs it and returns the exit status; a :class:`ddpayne.exceptions.DDPayneError` it raises is
+        reported in one line (exit status 2).
+
+    Notes
+    -----
+    Called on every start of the ``ddpayne`` command, for every plugin (no ``firstresult``): import
+    heavy modules inside ``f``, not here. A name already taken makes the plugin's commands be skipped
+    with a warning.
+
+    Examples
+    --------
+    >>> @hookimpl                                              # doctest: +SKIP
+    ... def ddpayne_cli_commands(groups):
+    ...     p = groups["build"].add_parser("boss-table", help="...")
+    ...     p.add_argument("--out", required=True)
+    ...     p.set_defaults(func=lambda args: my_builder(args.out) or 0)
     """

@@ -364,9 +364,9 @@ def rvs_table(stars: MockStars, rvs: RvsMeasurements, spectra: ArmSpectra, fiber
     rvtab["SURVEY"] = np.array(["main"] * n)
     rvtab["PROGRAM"] = np.array(["bright"] * n)
     rvtab["PRIMARY"] = np.ones(n, bool)
-    for c, u in (("VRAD", "km/s"), ("VRAD_ERR", "km/s"), ("TEFF", "K"), ("TEFF_ERR", "K"),
-                 ("TARGET_RA", "deg"), ("TARGET_DEC", "deg")):
-        rvtab[c].unit = u
+    for c, unit in (("VRAD", "km/s"), ("VRAD_ERR", "km/s"), ("TEFF", "K"), ("TEFF_ERR", "K"),
+                    ("TARGET_RA", "deg"), ("TARGET_DEC", "deg")):
+        rvtab[c].unit = unit
     return rvtab
 
 
@@ -562,25 +562,12 @@ def make_mock_survey(outdir: str | Path, n_stars: int, snr: float = 50.0, seed: 
     return {"coadds": coadds, **paths}
 
 
-def main(argv=None):
-    import argparse
-    ap = argparse.ArgumentParser(prog="python -m ddpayne.mock.survey", description="Write a mock DESI survey.")
-    ap.add_argument("outdir")
-    ap.add_argument("--n-stars", type=int, default=500)
-    ap.add_argument("--snr", type=float, default=50.0)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--n-per-file", type=int, default=500)
-    ap.add_argument("--library")
-    ap.add_argument("--snr-spread", type=float, default=0.0)
-    ap.add_argument("--background", type=float, default=0.3)
-    ap.add_argument("--repeat-fraction", type=float, default=0.0)
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out = make_mock_survey(args.outdir, args.n_stars, args.snr, args.seed, args.n_per_file, args.library,
-                           snr_spread=args.snr_spread, background=args.background,
-                           repeat_fraction=args.repeat_fraction)
-    print(json.dumps({k: [str(p) for p in v] if isinstance(v, list) else str(v) for k, v in out.items()}, indent=1))
+def main(argv=None) -> int:
+    """Deprecated ``python -m ddpayne.mock.survey``: runs ``ddpayne build mock-survey``."""
+    from ..pipeline.cli_synth import deprecated_alias
+
+    return deprecated_alias("python -m ddpayne.mock.survey", ["build", "mock-survey"], argv)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -3,7 +3,8 @@
 ``ddpayne plugins`` lists the installed plugins; ``ddpayne prepare`` reads and prepares survey files;
 ``ddpayne gradients`` compares a trained model's gradient spectra with the physical ones;
 ``ddpayne demo`` runs the pipeline on the bundled data; ``ddpayne fit FILES --model M`` fits survey files
-with a saved model. Each subcommand is a thin layer over the
+with a saved model; ``ddpayne synth`` and ``ddpayne build`` make the physics data products
+(:mod:`ddpayne.pipeline.cli_synth`). Each subcommand is a thin layer over the
 Python API.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from .cli_synth import add_commands
 
 log = logging.getLogger("ddpayne")
 
@@ -264,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--static", action="store_true", help="static PNG plots instead of zoomable Bokeh plots")
     sp.set_defaults(func=_cmd_inspect)
 
+    add_commands(sub)   # ddpayne synth ..., ddpayne build ... (and the plugins' commands)
+
     sp = sub.add_parser("demo", help="run the pipeline on the bundled (mock) data")
     sp.add_argument("-o", "--out", default="demo-output", help="output folder (default: demo-output)")
     sp.add_argument("--quick", action="store_true", help="smallest settings (used by the tests)")
@@ -274,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ddpayne`` console script."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)   # as typed, for the products' provenance
     level = logging.WARNING - 10 * min(args.verbose + 1, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from ..exceptions import DDPayneError

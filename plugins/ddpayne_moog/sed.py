@@ -21,7 +21,7 @@ No Kurucz flux grid can be installed offline, so the SEDs are built here from th
   on each SED wavelength. The synthesis runs in 500 Å segments with a step of constant velocity
   (:attr:`SedSettings.velocity_step`, 3 km/s: 0.032 Å at 3200 Å, 0.095 Å at 9500 Å); the Doppler
   widths scale with λ, so the sampling of the line profiles is the same everywhere. The choice is
-  justified by ``python -m ddpayne_moog.sed convergence`` (band magnitudes and coefficients against a
+  justified by ``ddpayne synth sed-convergence`` (band magnitudes and coefficients against a
   1 km/s, ±2 Å-reach reference; see ``docs/performance_galaxy.rst``).
 
 **Wavelength coverage.** The linemake lists of the sdist cover 1200 Å–20 µm, but the plugin's prepared
@@ -42,14 +42,13 @@ microturbulence 1.0 km/s for dwarfs and 1.5 km/s for giants (:func:`vmic_of`); M
 (Balmer-line blanketing is underestimated, most for the hottest nodes) and the TiO list is not loaded
 (the coolest node, 3500 K, misses its dominant molecular blanketing).
 
-Commands::
+Commands (:mod:`ddpayne_moog.commands`)::
 
-    nice -n 10 python -m ddpayne_moog.sed convergence
-    nice -n 10 python -m ddpayne_moog.sed build-table --out ddpayne/data/extinction_f99_moog.fits
+    nice -n 10 ddpayne synth sed-convergence
+    nice -n 10 ddpayne build extinction-table --out ddpayne/data/extinction_f99_moog.fits
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -58,7 +57,6 @@ import resource
 import shutil
 import subprocess
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -402,7 +400,7 @@ _MS_LOGG = (4.8, 4.7, 4.65, 4.6, 4.5, 4.35, 4.25, 4.15, 4.1, 4.05, 4.0)
 def dwarf_logg(teff: float) -> float:
     """logg of a solar-metallicity main-sequence star of this Teff (piecewise linear through typical
     values, e.g. the Sun 5772 K/4.44): the table is for dwarfs (the giant−dwarf difference is measured
-    by ``python -m ddpayne_moog.sed gravity`` and documented in ``docs/performance_galaxy.rst``)."""
+    by ``ddpayne synth sed-gravity`` and documented in ``docs/performance_galaxy.rst``)."""
     return float(np.interp(teff, _MS_TEFF, _MS_LOGG))
 
 
@@ -529,7 +527,7 @@ def build_table(out: str | Path | None = None, *, teff: Sequence[float] = TABLE_
         "settings": settings.as_dict(),
         "linelist_version": _linelist.LINELIST_VERSION,
         "moog_cpu_s": float(sum(s.cpu_s for s in seds.values())),
-        "command": command or "python -m ddpayne_moog.sed build-table",
+        "command": command or "ddpayne build extinction-table",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
     if out is not None:
@@ -607,38 +605,12 @@ def gravity_effect(teffs: Sequence[float] = (4500.0, 5000.0), fehs: Sequence[flo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import sys
-    p = argparse.ArgumentParser(prog="python -m ddpayne_moog.sed", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build-table", help="compute the F99 coefficient table from blanketed SEDs")
-    b.add_argument("--out", required=True, help="output .fits file")
-    b.add_argument("--processes", type=int, default=1)
-    b.add_argument("--workdir", default=None, help="node-SED checkpoints (default: in the MOOG cache)")
-    c = sub.add_parser("convergence", help="band magnitudes vs synthesis settings")
-    c.add_argument("--json", default=None, help="also write the rows to this JSON file")
-    g = sub.add_parser("gravity", help="giant vs dwarf coefficients at a few nodes")
-    g.add_argument("--json", default=None)
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("ddpayne_moog.synth").setLevel(logging.WARNING)
-    t0 = time.time()
-    if args.cmd == "build-table":
-        tab = build_table(args.out, processes=args.processes, workdir=args.workdir,
-                          command="python -m ddpayne_moog.sed " + " ".join(sys.argv[1:] if argv is None else argv))
-        i5800 = np.argmin(np.abs(tab.teff - 6000.0))
-        print(f"wrote {args.out}: Teff {tab.teff[0]:.0f}-{tab.teff[-1]:.0f} K x [Fe/H] {tab.feh[0]}..{tab.feh[-1]}"
-              f" x {tab.ebv.size} E(B-V); R at {tab.teff[i5800]:.0f} K, E=0:")
-        for j, m in enumerate(tab.feh):
-            print(f"  [Fe/H]={m:+.2f} " + " ".join(f"{bn}={tab.coeff[i5800, j, 0, k]:.3f}"
-                                                  for k, bn in enumerate(tab.bands)))
-    elif args.cmd in ("convergence", "gravity"):
-        rows = convergence() if args.cmd == "convergence" else gravity_effect()
-        for r in rows:
-            print(json.dumps(r))
-        if args.json:
-            Path(args.json).write_text(json.dumps(rows, indent=1))
-    print(f"# {time.time() - t0:.0f} s wall, {_children_cpu():.0f} CPU-s in MOOG")
-    return 0
+    """Deprecated ``python -m ddpayne_moog.sed``: runs the ``ddpayne`` command it became."""
+    from ddpayne.pipeline.cli_synth import deprecated_subcommand_alias
+
+    return deprecated_subcommand_alias("python -m ddpayne_moog.sed", {
+        "build-table": ["build", "extinction-table"], "convergence": ["synth", "sed-convergence"],
+        "gravity": ["synth", "sed-gravity"]}, argv)
 
 
 if __name__ == "__main__":
