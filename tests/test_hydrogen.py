@@ -220,3 +220,40 @@ def test_regularizer_refuses_an_older_physics_version():
     KuruczRegularizer(g, min_physics_version=PHYSICS_VERSION - 1)      # accepted knowingly
     del g.provenance["physics_version"]
     KuruczRegularizer(g)                                               # a product made elsewhere
+
+
+class _Failing:
+    """A stand-in synthesizer: a Gaussian 'H line' whose depth grows with Teff; fails above 6400 K."""
+
+    def __init__(self, hydrogen=True):
+        self.hydrogen = hydrogen
+
+    def provenance(self):
+        return {"synthesis_code": "test stand-in"}
+
+    def synthesize(self, labels, lo, hi):
+        w = np.arange(lo, hi, 0.05)
+        if labels["TEFF"] > getattr(self, "limit", 6400.0):
+            raise RuntimeError("atmosphere outside the grid")
+        depth = 0.1 * labels["TEFF"] / 6000 if self.hydrogen else 0.0
+        return w, 1 - depth * np.exp(-0.5 * ((w - 4862.68) / 8) ** 2)
+
+
+def test_build_hydrogen_reports_failed_nodes_and_resumes(tmp_path, monkeypatch):
+    from ddpayne import registry
+    from ddpayne.physics.hydrogen_build import build_hydrogen
+    monkeypatch.setattr(registry, "get", lambda kind, name: _Failing)
+    cands = Table({n: np.zeros(4) for n in LABEL_NAMES})
+    cands["TEFF"] = [5800.0, 6500.0, 4500.0, 5000.0]
+    cands["LOGG"] = [4.4, 4.0, 2.0, 4.6]
+    out = tmp_path / "h.fits"
+    prod = build_hydrogen(out, cands, 4, base=None)
+    assert len(prod) == 3                                   # the failing star is left out, not a hole
+    failed = hyd.HydrogenCorrection.read(out).provenance["failed_nodes"]
+    assert len(failed) == 1 and "outside the grid" in failed[0]["reason"] and failed[0]["labels"]["TEFF"] == 6500
+    again = build_hydrogen(out, cands, 4, base=None)        # a rerun retries only the failed node
+    assert len(again) == 3 and len(again.provenance["failed_nodes"]) == 1
+    monkeypatch.setattr(_Failing, "limit", 7000.0, raising=False)
+    fixed = build_hydrogen(out, cands, 4, base=None)
+    assert len(fixed) == 4 and fixed.provenance["failed_nodes"] == []
+    assert fixed.log_correction.min() < -0.05 and np.all(np.isfinite(fixed.log_correction))

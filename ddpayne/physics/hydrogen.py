@@ -244,6 +244,10 @@ class HydrogenCorrection:
         nodes.add_row([float(labels[n]) for n in LABEL_NAMES])
         prov = {**self.provenance, "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "n_nodes": len(nodes)}
+        done = [f for f in prov.get("failed_nodes", [])
+                if not all(abs(float(f["labels"][n]) - float(labels[n])) < 1e-6 for n in LABEL_NAMES)]
+        if "failed_nodes" in prov:
+            prov["failed_nodes"] = done   # a retried node that succeeded is no longer a failure
         return HydrogenCorrection(self.wavelength, self.pixels, nodes,
                                   np.vstack([self.log_correction, np.asarray(log_correction, np.float32)]), prov)
 

@@ -115,7 +115,16 @@ def build_hydrogen(out: str | Path, candidates: Table, n_nodes: int, synthesizer
         for k, i in enumerate(todo, 1):
             labels = {n: float(candidates[n][i]) for n in LABEL_NAMES}
             t0 = time.monotonic()
-            logc = correction_at(with_h, metals, labels, grid, base=pair)
+            try:
+                logc = correction_at(with_h, metals, labels, grid, base=pair)
+            except Exception as err:   # one star's synthesis failing must not stop the build
+                reason = f"{type(err).__name__}: {err}"
+                log.error("hydrogen node at %s failed and is left out (a rerun retries it): %s",
+                          {k: labels[k] for k in ("TEFF", "LOGG", "FE_H")}, reason)
+                failed = [f for f in product.provenance.get("failed_nodes", []) if f["labels"] != labels]
+                product.provenance["failed_nodes"] = failed + [{"labels": labels, "reason": reason[:500]}]
+                product.write(out)
+                continue
             product = product.with_node(labels, logc)
             product.write(out)
             spent = time.monotonic() - start
