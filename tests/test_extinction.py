@@ -118,7 +118,7 @@ def test_blackbody_matches_the_real_solar_sed_in_gaia_bands():
 
 # ------------------------------------------------------------------ the committed blanketed table
 # ddpayne/data/extinction_f99_moog.fits, made by
-#   nice -n 10 python -m ddpayne_moog.sed build-table --out ddpayne/data/extinction_f99_moog.fits
+#   nice -n 10 ddpayne build extinction-table --out ddpayne/data/extinction_f99_moog.fits
 # from ATLAS9 + MOOG line-blanketed dwarf SEDs (plugins/ddpayne_moog/sed.py). These tests read only the file.
 
 @pytest.fixture(scope="module")
