@@ -257,3 +257,16 @@ def test_build_hydrogen_reports_failed_nodes_and_resumes(tmp_path, monkeypatch):
     fixed = build_hydrogen(out, cands, 4, base=None)
     assert len(fixed) == 4 and fixed.provenance["failed_nodes"] == []
     assert fixed.log_correction.min() < -0.05 and np.all(np.isfinite(fixed.log_correction))
+
+
+def test_build_hydrogen_with_two_processes_matches_one(tmp_path, monkeypatch):
+    from ddpayne import registry
+    from ddpayne.physics.hydrogen_build import build_hydrogen
+    monkeypatch.setattr(registry, "get", lambda kind, name: _Failing)
+    cands = Table({n: np.zeros(5) for n in LABEL_NAMES})
+    cands["TEFF"] = [5800.0, 6300.0, 4500.0, 5000.0, 6000.0]
+    cands["LOGG"] = [4.4, 4.0, 2.0, 4.6, 3.5]
+    one = build_hydrogen(tmp_path / "one.fits", cands, 5, base=None)
+    two = build_hydrogen(tmp_path / "two.fits", cands, 5, base=None, processes=2)
+    assert np.array_equal(one.nodes["TEFF"], two.nodes["TEFF"])
+    assert np.array_equal(one.log_correction, two.log_correction)

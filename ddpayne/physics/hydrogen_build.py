@@ -61,9 +61,42 @@ def _done(product: HydrogenCorrection, labels: Table) -> np.ndarray:
     return np.array([np.any(np.all(np.abs(have - w) < 1e-6, axis=1)) for w in want])
 
 
+_WORKER: dict = {}
+
+
+def _init_worker(synthesizer: str, base: str | None, base_options: dict | None, grid: np.ndarray) -> None:
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _WORKER.update(_synthesizers(synthesizer, base, base_options), grid=grid)
+
+
+def _synthesizers(synthesizer: str, base: str | None, base_options: dict | None) -> dict:
+    from .. import registry
+    cls = registry.get("synthesizer", synthesizer)
+    pair = None
+    if base is not None:
+        from .runner import DEFAULT_MOCK_SETTINGS
+        opts = {"settings": DEFAULT_MOCK_SETTINGS} if base_options is None else dict(base_options)
+        bcls = registry.get("synthesizer", base)
+        pair = (bcls(hydrogen=True, **opts), bcls(hydrogen=False, **opts))
+    return {"with_h": cls(hydrogen=True), "metals": cls(hydrogen=False), "base": pair}
+
+
+def _node(labels: dict) -> tuple[dict, np.ndarray | None, str | None, float]:
+    """One node in a worker: (labels, ln C or None, failure reason or None, seconds)."""
+    t0 = time.monotonic()
+    w = _WORKER
+    try:
+        logc = correction_at(w["with_h"], w["metals"], labels, w["grid"], base=w["base"])
+        return labels, logc, None, time.monotonic() - t0
+    except Exception as err:   # one star's synthesis failing must not stop the build
+        return labels, None, f"{type(err).__name__}: {err}"[:500], time.monotonic() - t0
+
+
 def build_hydrogen(out: str | Path, candidates: Table, n_nodes: int, synthesizer: str = "pysme",
                    max_seconds: float | None = None, grid: np.ndarray | None = None,
-                   base: str | None = "moog", base_options: dict | None = None) -> HydrogenCorrection:
+                   base: str | None = "moog", base_options: dict | None = None,
+                   processes: int = 1) -> HydrogenCorrection:
     """Compute nodes in farthest-point order until ``n_nodes`` are in ``out`` (or ``max_seconds`` pass).
 
     Parameters
@@ -84,12 +117,12 @@ def build_hydrogen(out: str | Path, candidates: Table, n_nodes: int, synthesizer
         Synthesizer plugin of the spectra to be corrected (its own H I lines are divided out, see
         :func:`~ddpayne.physics.hydrogen.correction_at`); its constructor takes ``hydrogen=`` and
         ``base_options``. Default ``"moog"`` with the mock library's settings.
+    processes : int
+        Worker processes computing nodes at once (the parent writes the product in node order).
     """
     from ..prepare.grid import desi_grid
-    from ..registry import get as get_plugin
     out = Path(out)
     grid = desi_grid() if grid is None else np.asarray(grid, float)
-    cls = get_plugin("synthesizer", synthesizer)
     with workdir_lock(out.parent, name=f".{out.name}.lock"):
         product = HydrogenCorrection.read(out) if out.exists() else HydrogenCorrection.empty(grid)
         if not np.array_equal(product.wavelength, grid):
@@ -99,42 +132,53 @@ def build_hydrogen(out: str | Path, candidates: Table, n_nodes: int, synthesizer
         if todo.size == 0:
             log.info("hydrogen correction %s: all %d nodes present", out, len(product))
             return product
-        with_h, metals = cls(hydrogen=True), cls(hydrogen=False)
-        pair = None
-        if base is not None:
-            from .runner import DEFAULT_MOCK_SETTINGS
-            opts = {"settings": DEFAULT_MOCK_SETTINGS} if base_options is None else dict(base_options)
-            bcls = get_plugin("synthesizer", base)
-            pair = (bcls(hydrogen=True, **opts), bcls(hydrogen=False, **opts))
-            product.provenance["base"] = {"synthesizer": base, **{k: v for k, v in opts.items()}}
-        product.provenance.update({"synthesis": with_h.provenance(), "hydrogen_version": HYDROGEN_VERSION,
+        product.provenance.update({"synthesis": _provenance(synthesizer), "hydrogen_version": HYDROGEN_VERSION,
                                    "windows_vac": [list(w) for w in _windows()], "resolution": "desi",
                                    "interpolation": "thin-plate-spline RBF of ln C in (TEFF/250, LOGG/0.5, "
-                                                    "FE_H/0.5)", "pid_host": f"{os.getpid()}"})
+                                                    "FE_H/0.5)"})
+        if base is not None:
+            from .runner import DEFAULT_MOCK_SETTINGS
+            product.provenance["base"] = {"synthesizer": base,
+                                          **({"settings": DEFAULT_MOCK_SETTINGS} if base_options is None
+                                             else dict(base_options))}
+        jobs = [{n: float(candidates[n][i]) for n in LABEL_NAMES} for i in todo]
         start = time.monotonic()
-        for k, i in enumerate(todo, 1):
-            labels = {n: float(candidates[n][i]) for n in LABEL_NAMES}
-            t0 = time.monotonic()
-            try:
-                logc = correction_at(with_h, metals, labels, grid, base=pair)
-            except Exception as err:   # one star's synthesis failing must not stop the build
-                reason = f"{type(err).__name__}: {err}"
+        for k, (labels, logc, reason, seconds) in enumerate(
+                _results(jobs, processes, (synthesizer, base, base_options, grid)), 1):
+            if reason is not None:
                 log.error("hydrogen node at %s failed and is left out (a rerun retries it): %s",
-                          {k: labels[k] for k in ("TEFF", "LOGG", "FE_H")}, reason)
+                          {n: labels[n] for n in ("TEFF", "LOGG", "FE_H")}, reason)
                 failed = [f for f in product.provenance.get("failed_nodes", []) if f["labels"] != labels]
-                product.provenance["failed_nodes"] = failed + [{"labels": labels, "reason": reason[:500]}]
-                product.write(out)
-                continue
-            product = product.with_node(labels, logc)
+                product.provenance["failed_nodes"] = failed + [{"labels": labels, "reason": reason}]
+            else:
+                product = product.with_node(labels, logc)
             product.write(out)
             spent = time.monotonic() - start
             log.info("hydrogen node %d/%d (Teff %.0f, logg %.2f, [Fe/H] %+.2f) in %.0f s; %d left, ETA %.0f min",
-                     len(product), n_nodes, labels["TEFF"], labels["LOGG"], labels["FE_H"],
-                     time.monotonic() - t0, todo.size - k, spent / k * (todo.size - k) / 60)
+                     len(product), n_nodes, labels["TEFF"], labels["LOGG"], labels["FE_H"], seconds,
+                     len(jobs) - k, spent / k * (len(jobs) - k) / 60)
             if max_seconds is not None and spent > max_seconds:
                 log.info("stopping after %.0f s as asked; rerun to resume", spent)
                 break
         return product
+
+
+def _provenance(synthesizer: str) -> dict:
+    from .. import registry
+    cls = registry.get("synthesizer", synthesizer)
+    return cls(hydrogen=True).provenance()
+
+
+def _results(jobs: list[dict], processes: int, init: tuple):
+    """Node results in job order, from ``processes`` workers (or this process)."""
+    if processes <= 1:
+        _init_worker(*init)
+        for j in jobs:
+            yield _node(j)
+        return
+    import multiprocessing as mp
+    with mp.get_context("fork").Pool(processes, initializer=_init_worker, initargs=init) as pool:
+        yield from pool.imap(_node, jobs)
 
 
 def _windows():
