@@ -106,26 +106,27 @@ def _cmd_synth_hydrogen(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- build
+def _build_from_plan(args, build, default_out, report) -> int:
+    """Run ``build(workdir, out, command=, instrument=, hydrogen=)`` on a synthesis work folder."""
+    _plan_required(args.workdir)
+    out = default_out if args.out is None else args.out
+    product = build(args.workdir, out, command=command_line(args), instrument=args.instrument,
+                    hydrogen=args.hydrogen)
+    print(f"{report(product)} written to {out}")
+    return 0
+
+
 def _cmd_build_gradients(args) -> int:
     from ..physics import build_gradients
 
-    _plan_required(args.workdir)
-    out = build_gradients.DEFAULT_PRODUCT if args.out is None else args.out
-    g = build_gradients.build(args.workdir, out, command=command_line(args), instrument=args.instrument,
-                              hydrogen=args.hydrogen)
-    print(f"{g.n_ref} reference points ({g.provenance['n_ref_planned']} planned) written to {out}")
-    return 0
+    return _build_from_plan(args, build_gradients.build, build_gradients.DEFAULT_PRODUCT,
+                            lambda g: f"{g.n_ref} reference points ({g.provenance['n_ref_planned']} planned)")
 
 
 def _cmd_build_library(args) -> int:
     from ..mock import library
 
-    _plan_required(args.workdir)
-    out = library.DEFAULT_LIBRARY if args.out is None else args.out
-    lib = library.build_library(args.workdir, out, command=command_line(args), instrument=args.instrument,
-                                hydrogen=args.hydrogen)
-    print(f"{len(lib)} stars written to {out}")
-    return 0
+    return _build_from_plan(args, library.build_library, library.DEFAULT_LIBRARY, lambda lib: f"{len(lib)} stars")
 
 
 def _cmd_build_mock_survey(args) -> int:
