@@ -76,6 +76,8 @@ def test_fit_files_reproduces_the_runs_fit(small, applied):
         assert np.all(np.isfinite(cat[n])) and np.all(np.asarray(cat[f"{n}_ERR"]) > 0)
         # equal up to the fitter's convergence tolerance (it fits another batch of the same spectra)
         assert np.all(np.abs(np.asarray(cat[n])[rows] - run_fit[n]) < 0.01 * run_fit[f"{n}_ERR"]), n
+    # the training labels beside the model flag solutions outside its coverage as in the run
+    assert np.array_equal(np.asarray(cat["FLAG"])[rows], np.asarray(run_fit["FLAG"]))
     written = read_catalogue(out)
     assert len(written) == 120 and written["TEFF"].unit == "K"
 

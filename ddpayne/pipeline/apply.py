@@ -177,6 +177,19 @@ def prepare_for_model(files: Sequence, model, catalogue=None, reader: str | None
     return batch, rej
 
 
+def training_labels(path: Path, label_names) -> np.ndarray | None:
+    """The training set's labels written beside a run's model (``model/training-labels.ecsv``), with which the
+    fitter flags solutions outside the training coverage (``OUT_OF_COVERAGE``); None if absent."""
+    if not path.is_file():
+        log.info("no %s beside the model: the fit cannot flag solutions outside the training coverage", path.name)
+        return None
+    table = Table.read(path, format="ascii.ecsv")
+    if not all(n in table.colnames for n in label_names):
+        log.warning("%s lacks some of the model's labels %s: not used", path, list(label_names))
+        return None
+    return np.column_stack([np.asarray(table[n], float) for n in label_names])
+
+
 def fit_files(files: Sequence, model, catalogue=None, output: str | os.PathLike | None = None,
               reader: str | None = None, fitter: str = "lm", fitter_options: Mapping | None = None,
               formats: Sequence[str] = ()) -> Table:
@@ -198,7 +211,8 @@ def fit_files(files: Sequence, model, catalogue=None, output: str | os.PathLike 
     fitter : str
         Fitter plugin name.
     fitter_options : mapping, optional
-        Passed to the fitter plugin.
+        Passed to the fitter plugin. Default ``training_labels``: those written beside a run's model file
+        (``training-labels.ecsv``), so that solutions outside the training coverage are flagged as in the run.
     formats : sequence of str
         Extra copies of ``output``: ``parquet``, ``ecsv``.
 
@@ -222,11 +236,16 @@ def fit_files(files: Sequence, model, catalogue=None, output: str | os.PathLike 
 
     emulator = load_model(model)
     batch, rejected = prepare_for_model(files, emulator, catalogue=catalogue, reader=reader)
+    options = dict(fitter_options or {})
+    if "training_labels" not in options and not hasattr(model, "wavelength"):
+        train = training_labels(Path(model).with_name("training-labels.ecsv"), emulator.label_names)
+        if train is not None:
+            options["training_labels"] = train
     if batch is None:
         reasons = "; ".join(f"{r['ID']}: {r['FLAG_REASON']}" for r in rejected[:5])
         raise DDPayneError(f"no star spectrum was prepared from {len(files)} file(s): {reasons}")
     t0 = time.time()
-    result = registry.create("fitter", fitter, **dict(fitter_options or {})).fit(emulator, batch)
+    result = registry.create("fitter", fitter, **options).fit(emulator, batch)
     log.info("fitted %d spectra in %.1f s", len(batch), time.time() - t0)
     cat = build_catalogue(batch.meta, result)
     sys = (getattr(emulator, "provenance", None) or {}).get("systematic_errors")

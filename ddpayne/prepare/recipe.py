@@ -228,7 +228,9 @@ class PreparationRecipe:
             return None, None
         full = reader.default_grid() if reader is not None else None
         if full is None:
-            raise DDPayneError(f"[prepare] wave_range {self.windows} needs a reader with a default grid")
+            what = "the model's grid" if wavelength is not None else f"[prepare] wave_range {self.windows}"
+            raise DDPayneError(f"{what} needs a reader with a default grid; reader {getattr(reader, 'name', reader)!r}"
+                               " has none")
         full = np.asarray(full, float)
         if self.windows:
             lo, hi = min(a for a, _ in self.windows), max(b for _, b in self.windows)
