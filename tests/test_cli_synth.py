@@ -94,7 +94,11 @@ def test_synth_hydrogen_delegates(monkeypatch):
     out, candidates, n = seen["args"]
     assert (out, n, seen["max_seconds"]) == ("h.fits", 12, 120.0)
     assert candidates[:2] == ("candidates", 1) and candidates[2] > 50     # library + the reference points
-    assert "synthesizer" not in seen                                       # build_hydrogen's default
+    assert "synthesizer" not in seen and "processes" not in seen           # build_hydrogen's defaults
+    seen.clear()
+    assert main(["synth", "hydrogen", "--nodes", "3", "--processes", "2"]) == 0
+    assert seen["processes"] == 2 and seen["max_seconds"] is None and str(seen["args"][0]).endswith(
+        "hydrogen_desi.fits")
 
 
 def test_missing_plan_is_one_line(tmp_path, caplog):

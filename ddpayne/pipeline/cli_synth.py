@@ -7,7 +7,7 @@ products from its results::
     ddpayne synth status --workdir work-synth                 # progress and the wall-clock estimate
     ddpayne synth extend --workdir work-synth --n-mock 3700   # more mock stars in the plan
     ddpayne synth compact --workdir work-synth                # old result files to the current layout
-    ddpayne synth hydrogen --nodes 60 --max-minutes 120       # hydrogen-correction nodes
+    ddpayne synth hydrogen --nodes 400 --max-minutes 120      # hydrogen-correction nodes
     ddpayne build gradients --workdir work-synth --hydrogen ddpayne/data/hydrogen_desi.fits
     ddpayne build library --workdir work-synth --hydrogen ddpayne/data/hydrogen_desi.fits
     ddpayne build mock-survey mock-out --n-stars 500 --snr 50
@@ -98,7 +98,7 @@ def _cmd_synth_hydrogen(args) -> int:
     from ..physics.references import reference_points
 
     candidates = candidate_labels(MockLibrary.read(args.library).labels, reference_points())
-    options = {} if args.synthesizer is None else {"synthesizer": args.synthesizer}
+    options = {k: v for k, v in (("synthesizer", args.synthesizer), ("processes", args.processes)) if v is not None}
     max_seconds = None if args.max_minutes is None else 60.0 * args.max_minutes
     product = build_hydrogen(args.out, candidates, args.nodes, max_seconds=max_seconds, **options)
     print(f"{len(product)} of {args.nodes} hydrogen-correction nodes in {args.out}")
@@ -181,6 +181,7 @@ def _add_synth(sub) -> argparse._SubParsersAction:
                     help="stop after the node in flight once M minutes have passed (rerun to resume)")
     sp.add_argument("--library", default=None,
                     help="mock library whose stars are node candidates (default: the bundled library)")
+    sp.add_argument("--processes", type=int, default=None, help="worker processes (default: build_hydrogen's, 1)")
     sp.add_argument("--synthesizer", default=None,
                     help="synthesizer plugin with hydrogen=True/False (default: build_hydrogen's)")
     sp.set_defaults(func=_cmd_synth_hydrogen)
