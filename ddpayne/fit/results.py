@@ -104,13 +104,13 @@ def check_grid(emulator, batch, rtol: float = 1e-7) -> None:
         raise IncompatibleModelError(
             f"{src}: spectra have {w_batch.size} pixels ({w_batch.min():.2f}-{w_batch.max():.2f} Å) but the "
             f"emulator {type(emulator).__name__} predicts {w_model.size} pixels "
-            f"({w_model.min():.2f}-{w_model.max():.2f} Å); prepare the spectra for this model with "
+            f"({w_model.min():.2f}-{w_model.max():.2f} Å); prepare (resample) the spectra for this model with "
             "ddpayne.pipeline.apply.prepare_for_model (or fit them with fit_files / ddpayne fit FILES --model)")
     if not np.allclose(w_model, w_batch, rtol=rtol, atol=0.0):
         bad = int(np.argmax(np.abs(w_model - w_batch)))
         raise IncompatibleModelError(
             f"{src}: wavelength grid differs from the emulator's (pixel {bad}: {w_batch[bad]:.4f} Å vs "
-            f"{w_model[bad]:.4f} Å); prepare the spectra for this model with "
+            f"{w_model[bad]:.4f} Å); prepare (resample) the spectra for this model with "
             "ddpayne.pipeline.apply.prepare_for_model (or fit them with fit_files / ddpayne fit FILES --model)")
 
 
