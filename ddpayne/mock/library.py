@@ -20,15 +20,13 @@ Populations (column ``POP``) with weights thin 0.50, thick 0.27, halo 0.13, GES-
 
 The library file (``ddpayne/data/mock_library.fits``) holds the noiseless normalised spectra on the
 DESI grid (uint16 scaled by 20000: 2.5e-5 precision, up to 3.27) and the true labels; it is built from the
-synthesis runner's results by ``python -m ddpayne.mock.library build``.
+synthesis runner's results by ``ddpayne build library``.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -187,7 +185,7 @@ class MockLibrary:
         path = Path(path) if path is not None else DEFAULT_LIBRARY
         if not path.exists():
             raise FileNotFoundError(f"mock library {path} does not exist; build it with "
-                                    f"'python -m ddpayne.mock.library build'")
+                                    f"'ddpayne build library'")
         with fits.open(path) as hdul:
             if "DDPMOCK" not in hdul[0].header:
                 raise ValueError(f"{path} is not a ddpayne mock library (no DDPMOCK key)")
@@ -256,7 +254,7 @@ def build_library(workdir: str | Path, out: str | Path = DEFAULT_LIBRARY, comman
             "instrument": plan["instrument"] if instrument == "desi" else instrument,
             "synthesis": plan["provenance"],
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": command or "python -m ddpayne.mock.library build"}
+            "command": command or "ddpayne.mock.library.build_library"}
     lib = MockLibrary(wave, np.array(fluxes), t, prov)
     lib.write(out)
     log.info("mock library: %d of %d planned stars -> %s", len(rows), len(jobs), out)
@@ -264,22 +262,11 @@ def build_library(workdir: str | Path, out: str | Path = DEFAULT_LIBRARY, comman
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m ddpayne.mock.library",
-                                 description="Build the mock spectral library from synthesis results.")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build", help="collect finished syntheses into a library FITS file")
-    b.add_argument("--workdir", default="work-synth")
-    b.add_argument("--out", default=str(DEFAULT_LIBRARY))
-    b.add_argument("--instrument", default="desi", choices=["desi", "lamost"])
-    b.add_argument("--hydrogen", help="hydrogen-correction product to apply (e.g. ddpayne/data/hydrogen_desi.fits)")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.cmd == "build":
-        cmd = "python -m ddpayne.mock.library " + " ".join(sys.argv[1:] if argv is None else argv)
-        lib = build_library(args.workdir, args.out, command=cmd, instrument=args.instrument,
-                            hydrogen=args.hydrogen)
-        print(f"{len(lib)} stars written to {args.out}")
+    """Deprecated ``python -m ddpayne.mock.library``: runs ``ddpayne build library``."""
+    from ..pipeline.cli_synth import deprecated_subcommand_alias
+
+    return deprecated_subcommand_alias("python -m ddpayne.mock.library", {"build": ["build", "library"]}, argv)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

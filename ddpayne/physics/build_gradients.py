@@ -12,14 +12,12 @@ which carry the N, Ca and Al information) — and pixels not covered by every sp
 
 Usage::
 
-    python -m ddpayne.physics.build_gradients --workdir work-synth --out ddpayne/data/gradients_desi.fits
+    ddpayne build gradients --workdir work-synth --out ddpayne/data/gradients_desi.fits [--hydrogen PATH]
 """
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +128,7 @@ def build(workdir: str | Path, out: str | Path | None = DEFAULT_PRODUCT, command
                  "and pixels not covered" if hydrogen is not None else
                  "hydrogen lines: H-alpha,beta +-15 A; H-gamma..epsilon +-6 A; H8-10 +-4 A; H11-80 +-3 A; "
                  "Paschen +-3 A; and pixels not covered"),
-        "command": command or "python -m ddpayne.physics.build_gradients",
+        "command": command or "ddpayne.physics.build_gradients.build",
         "ddpayne_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -147,18 +145,11 @@ def build(workdir: str | Path, out: str | Path | None = DEFAULT_PRODUCT, command
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m ddpayne.physics.build_gradients", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workdir", default="work-synth")
-    ap.add_argument("--out", default=str(DEFAULT_PRODUCT))
-    ap.add_argument("--instrument", default="desi", choices=sorted(INSTRUMENTS))
-    ap.add_argument("--hydrogen", help="hydrogen-correction product to apply (e.g. ddpayne/data/hydrogen_desi.fits)")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cmd = "python -m ddpayne.physics.build_gradients " + " ".join(sys.argv[1:] if argv is None else argv)
-    g = build(args.workdir, args.out, command=cmd.strip(), instrument=args.instrument, hydrogen=args.hydrogen)
-    print(f"{g.n_ref} reference points ({g.provenance['n_ref_planned']} planned) written to {args.out}")
+    """Deprecated ``python -m ddpayne.physics.build_gradients``: runs ``ddpayne build gradients``."""
+    from ..pipeline.cli_synth import deprecated_alias
+
+    return deprecated_alias("python -m ddpayne.physics.build_gradients", ["build", "gradients"], argv)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

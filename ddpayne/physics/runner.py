@@ -35,12 +35,11 @@ point.
 
 Usage::
 
-    nohup nice -n 15 python -m ddpayne.physics.runner run --workdir work-synth --processes 2 &
-    python -m ddpayne.physics.runner status --workdir work-synth
+    nohup nice -n 15 ddpayne synth run --workdir work-synth --processes 2 &
+    ddpayne synth status --workdir work-synth
 """
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
 import logging
@@ -163,7 +162,8 @@ def write_plan(workdir: str | Path, plan: dict) -> None:
 def load_plan(workdir: str | Path) -> dict:
     p = plan_path(Path(workdir))
     if not p.exists():
-        raise FileNotFoundError(f"no synthesis plan in {workdir} (run 'python -m ddpayne.physics.runner run')")
+        raise FileNotFoundError(f"no synthesis plan in {workdir} "
+                                f"(start one with 'ddpayne synth run --workdir {workdir}')")
     return json.loads(p.read_text())
 
 
@@ -733,42 +733,12 @@ def status(workdir: str | Path, processes: int = 2) -> dict:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m ddpayne.physics.runner", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run")
-    r.add_argument("--workdir", default="work-synth")
-    r.add_argument("--processes", type=int, default=2)
-    r.add_argument("--n-mock", type=int, default=DEFAULT_N_MOCK)
-    r.add_argument("--max-jobs", type=int)
-    r.add_argument("--only", choices=["grad", "mock"])
-    s = sub.add_parser("status")
-    s.add_argument("--workdir", default="work-synth")
-    s.add_argument("--processes", type=int, default=2, help="cores for the wall-clock estimate")
-    e = sub.add_parser("extend", help="add mock stars to the plan (planned jobs and results untouched)")
-    e.add_argument("--workdir", default="work-synth")
-    e.add_argument("--n-mock", type=int, required=True, help="number of mock stars the plan should hold")
-    c = sub.add_parser("compact", help="move high-resolution depths out of old-format result files")
-    c.add_argument("--workdir", default="work-synth")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if args.cmd == "compact":
-        print(f"{compact(args.workdir)} results compacted")
-    elif args.cmd == "status":
-        st = status(args.workdir, processes=args.processes)
-        st.pop("ref_ids_complete")
-        print(json.dumps(st, indent=1))
-    else:   # run, extend: both take the folder's lock
-        from ..exceptions import DDPayneError
-        try:
-            if args.cmd == "extend":
-                print(f"{extend_plan(args.workdir, args.n_mock)} mock stars added")
-            else:
-                run(args.workdir, processes=args.processes, n_mock=args.n_mock, max_jobs=args.max_jobs,
-                    only=args.only)
-        except DDPayneError as err:   # e.g. another run holds the folder
-            logging.getLogger(__name__).error("%s", err)
-            raise SystemExit(2) from None
+    """Deprecated ``python -m ddpayne.physics.runner``: runs the ``ddpayne synth`` command it became."""
+    from ..pipeline.cli_synth import deprecated_subcommand_alias
+
+    return deprecated_subcommand_alias("python -m ddpayne.physics.runner",
+                                       {c: ["synth", c] for c in ("run", "status", "extend", "compact")}, argv)
+
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
