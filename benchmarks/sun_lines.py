@@ -49,8 +49,9 @@ def normalised(wave, flux):
 
 
 def strongest_line(lines, centre):
-    """The strongest linemake line (species, vacuum Å) within 1 Å of ``centre``."""
-    sel = np.abs(lines["vac"] - centre) < 1.0
+    """The strongest atomic linemake line (species, vacuum Å) within 1 Å of ``centre`` by the strength
+    proxy (molecules are left out: the proxy does not rank them against atoms reliably)."""
+    sel = (np.abs(lines["vac"] - centre) < 1.0) & (lines["species"] < 100)
     if not sel.any():
         return "-"
     k = np.flatnonzero(sel)[np.argmax(lines["proxy"][sel])]
@@ -101,19 +102,9 @@ def report(path, n_lines=25):
     total = dchi.sum()
     print(f"\nDelta chi2 = chi2(IAU labels) - chi2([Fe/H] -0.2, vmic 1.5) = {total:.0f} over {use.sum()} pixels;"
           f" the {n_lines} lines that favour the offset model most:")
-    print(f"{'vac A':>9} {'dchi2':>7} {'depth model':>11} {'Sun/model':>9}  strongest line (species, vac A)")
+    print(f"{'vac A':>9} {'dchi2':>7} {'depth model':>11} {'Sun/model':>9}  strongest atomic line (species, vac A)")
     for dc, w0, ratio, depth in rows[:n_lines]:
         print(f"{w0:9.2f} {dc:7.1f} {depth:11.3f} {ratio:9.2f}  {strongest_line(lines, w0)}")
-    by = {}
-    for dc, w0, ratio, depth in rows:
-        sel = np.abs(lines["vac"] - w0) < 1.0
-        sp = lines["species"][sel][np.argmax(lines["proxy"][sel])] if sel.any() else 0.0
-        z = int(sp)
-        key = {106: "CH", 607: "CN", 606: "C2", 108: "OH", 112: "MgH"}.get(z, "Fe I/II" if z == 26 else
-                                                                        "other atoms" if 0 < z < 100 else "other")
-        by[key] = by.get(key, 0.0) + dc
-    print("summed dchi2 of the line windows by the strongest line's species: " +
-          ", ".join(f"{k} {v:.0f}" for k, v in sorted(by.items(), key=lambda kv: -kv[1])))
     depth = np.array([r[3] for r in rows])
     ratio = np.array([r[2] for r in rows])
     for lo, hi in ((0.03, 0.1), (0.1, 0.2), (0.2, 0.4), (0.4, 1.0)):
