@@ -31,7 +31,18 @@ SUN = {"TEFF": 5772.0, "LOGG": 4.44, "FE_H": 0.0}
 
 
 def candidate_labels(library: Table | None, references: Table | None) -> Table:
-    """The label rows nodes are drawn from (library stars, then reference points), 15 label columns."""
+    """The label rows nodes are drawn from (library stars, then reference points), 15 label columns.
+
+    With a library, reference points outside its [Fe/H] range are left out: their correction is
+    extrapolated from the nearest nodes (H I lines depend weakly on [Fe/H]), and MOOG cannot synthesise
+    the metals-only spectrum of the nearly line-free hydrogen windows at [Fe/H] = −3 (its depths
+    overflow).
+    """
+    if library is not None and len(library) and references is not None and len(references):
+        feh = np.asarray(library["FE_H"], float)
+        keep = (np.asarray(references["FE_H"], float) >= feh.min()) & (np.asarray(references["FE_H"], float)
+                                                                       <= feh.max())
+        references = references[keep]
     parts = [Table({n: np.asarray(t[n], float) for n in LABEL_NAMES}) for t in (library, references)
              if t is not None and len(t)]
     if not parts:
@@ -154,9 +165,9 @@ def build_hydrogen(out: str | Path, candidates: Table, n_nodes: int, synthesizer
                 product = product.with_node(labels, logc)
             product.write(out)
             spent = time.monotonic() - start
-            log.info("hydrogen node %d/%d (Teff %.0f, logg %.2f, [Fe/H] %+.2f) in %.0f s; %d left, ETA %.0f min",
-                     len(product), n_nodes, labels["TEFF"], labels["LOGG"], labels["FE_H"], seconds,
-                     len(jobs) - k, spent / k * (len(jobs) - k) / 60)
+            log.info("hydrogen node %s (Teff %.0f, logg %.2f, [Fe/H] %+.2f) in %.0f s; %d in the product, "
+                     "%d left, ETA %.0f min", "failed" if reason else "done", labels["TEFF"], labels["LOGG"],
+                     labels["FE_H"], seconds, len(product), len(jobs) - k, spent / k * (len(jobs) - k) / 60)
             if max_seconds is not None and spent > max_seconds:
                 log.info("stopping after %.0f s as asked; rerun to resume", spent)
                 break
