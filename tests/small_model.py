@@ -9,9 +9,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 LABELS = ("TEFF", "LOGG", "FE_H", "MG_FE")
 WINDOWS = [[5000.0, 5200.0], [5250.0, 5450.0]]
 CONTINUUM_WIDTH = 25.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Torch on one thread for the module: on a busy 2-core machine its default threads wait on each other
+    (these tests take ~10 s on one thread and ~100 s with the default when other jobs hold the cores)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def train_small_model(root: Path, n_stars: int = 120, fit: bool = False) -> dict:

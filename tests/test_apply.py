@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
-from small_model import CONTINUUM_WIDTH, LABELS, WINDOWS, train_small_model
+from small_model import CONTINUUM_WIDTH, LABELS, WINDOWS, one_torch_thread, train_small_model  # noqa: F401
 
 from ddpayne.exceptions import IncompatibleModelError
 from ddpayne.fit.results import read_result_table
@@ -94,7 +94,8 @@ def test_run_with_the_model_prepares_on_its_grid(small, applied, tmp_path, caplo
                        f'[training]\nmodel = "{small["model"]}"\n[derive]\nenabled = false\n'
                        f'[output]\ndir = "{name}"\nfigures = false\n')
         with caplog.at_level("WARNING"):
-            cat = read_catalogue(Pipeline(cfg).run(["prepare", "fit", "catalogue"]))
+            Pipeline(cfg).run(["prepare", "fit"])
+        cat = read_result_table(tmp_path / name / "fit.fits")
         (prepared,) = [SpectrumBatch.read(p) for p in sorted((tmp_path / name / "prepared").glob("*.fits"))][:1]
         assert np.array_equal(prepared.wavelength, load_emulator(small["model"]).wavelength)
         ref = {str(i): t for i, t in zip(applied[0]["ID"], applied[0]["TEFF"])}
@@ -141,9 +142,31 @@ def test_cli_fit_files(small, tmp_path, capsys):
     from ddpayne.pipeline.cli import main
 
     out = tmp_path / "cat.fits"
-    assert main(["fit", *map(str, small["coadds"]), "--model", str(small["model"]), "--catalogue",
+    assert main(["fit", str(small["coadds"][0]), "--model", str(small["model"]), "--catalogue",
                  str(small["catalogue"]), "-o", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "fitted 120 spectra" in text and "TEFF" in text and out.exists()
+    assert "fitted 60 spectra" in text and "TEFF" in text and len(read_catalogue(out)) == 60
     # without --model, ddpayne fit is the fit stage of one configuration
     assert main(["fit", *map(str, small["coadds"])]) == 2
+
+
+def test_run_with_an_old_model_uses_a_matching_prepare(small, applied, tmp_path):
+    """A model without a stored recipe in a run whose ``[prepare]`` gives exactly its pixels: that ``[prepare]``
+    (here with the model's own 25 Å continuum) is used, without a warning."""
+    from ddpayne.pipeline.run import Pipeline
+
+    old = tmp_path / "old.pt"
+    emu = load_emulator(small["model"])
+    del emu.provenance[PROVENANCE_KEY]
+    emu.save(old)
+    files = ", ".join(f'"{p}"' for p in small["coadds"])
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'[data]\nspectra = [{files}]\ncatalogue = "{small["catalogue"]}"\n[prepare]\n'
+                   f'wave_range = {WINDOWS}\ncontinuum_width = {CONTINUUM_WIDTH}\n[training]\nmodel = "{old}"\n'
+                   '[derive]\nenabled = false\n[output]\ndir = "out"\nfigures = false\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PreparationWarning)
+        Pipeline(cfg).run(["prepare", "fit"])
+    cat = read_result_table(tmp_path / "out" / "fit.fits")
+    ref = {str(i): t for i, t in zip(applied[0]["ID"], applied[0]["TEFF"])}
+    np.testing.assert_allclose(cat["TEFF"], [ref[str(i)] for i in cat["ID"]], rtol=1e-4)

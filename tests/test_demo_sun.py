@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.table import Table
-from small_model import train_small_model
+from small_model import one_torch_thread, train_small_model  # noqa: F401 (autouse fixture)
 
 from ddpayne.model.emulator import load_emulator
 from ddpayne.pipeline.demo import SUN_REFERENCE, fit_sun

@@ -73,7 +73,9 @@ def recipe_for_run(prepare_config, reader, emulator=None) -> tuple[PreparationRe
 
     With a loaded model (``[training] model``) its stored recipe wins over ``[prepare]`` (a differing
     ``wave_range`` or ``continuum_width`` is reported as unused), and the prepared spectra are cut to its grid;
-    otherwise the recipe is ``[prepare]``'s and there is no model grid yet.
+    otherwise the recipe is ``[prepare]``'s and there is no model grid yet. A model that stores no recipe (an
+    older file) is prepared with ``[prepare]`` when that gives exactly its pixels, else with the recipe
+    inferred from its grid (:meth:`~ddpayne.prepare.recipe.PreparationRecipe.of_model`, with a warning).
 
     Parameters
     ----------
@@ -94,6 +96,10 @@ def recipe_for_run(prepare_config, reader, emulator=None) -> tuple[PreparationRe
                                           reader)
     if emulator is None:
         return own, None
+    wave = np.asarray(emulator.wavelength, float)
+    if PROVENANCE_KEY not in (getattr(emulator, "provenance", None) or {}) and _same_pixels(own, reader, wave):
+        log.info("the model stores no preparation settings; [prepare] gives exactly its pixels and is used")
+        return own, wave
     recipe = PreparationRecipe.of_model(emulator, reader)
     if reader is not None:
         recipe.check_reader(reader)
@@ -104,7 +110,16 @@ def recipe_for_run(prepare_config, reader, emulator=None) -> tuple[PreparationRe
     if prepare_config.continuum_width and prepare_config.continuum_width != recipe.continuum_width:
         log.warning("[prepare] continuum_width = %s is not used: the model's is %s Å", prepare_config.continuum_width,
                     recipe.continuum_width)
-    return recipe, np.asarray(emulator.wavelength, float)
+    return recipe, wave
+
+
+def _same_pixels(recipe: PreparationRecipe, reader, wave: np.ndarray) -> bool:
+    """Whether ``recipe`` prepares spectra on exactly the pixels ``wave`` (with ``reader``'s grid)."""
+    if reader is None or reader.default_grid() is None:
+        return False
+    grid, keep = recipe.grid_and_pixels(reader)
+    grid = np.asarray(reader.default_grid() if grid is None else grid[keep], float)
+    return grid.shape == wave.shape and bool(np.allclose(grid, wave, rtol=1e-7, atol=0.0))
 
 
 def prepare_for_model(files: Sequence, model, catalogue=None, reader: str | None = None,
