@@ -17,6 +17,10 @@ def test_demo_quick(tmp_path, capsys):
     assert {"TEFF", "LOGG", "FE_H"} <= set(v["QUANTITY"]) and all(v["N"] > 0)
     assert (tmp_path / "run" / "catalogue.fits").exists()
     assert (tmp_path / "prepared-sun.fits").exists()
+    # the real Sun fitted with the model the demo trained, against the IAU values (issue 20; tests/test_demo_sun.py)
+    assert "3. The real Sun" in out and "fit - IAU" in out
+    sun = Table.read(tmp_path / "sun-fit.ecsv", format="ascii.ecsv")
+    assert {"TEFF", "LOGG", "FE_H"} <= set(sun["LABEL"]) and all(sun["ERR"] > 0)
     assert len(list((tmp_path / "run" / "figures").glob("*.png"))) >= 4
 
 
