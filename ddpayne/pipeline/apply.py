@@ -26,7 +26,7 @@ import numpy as np
 from astropy.table import Table, vstack
 
 from .. import __version__, registry
-from ..exceptions import SpectrumFileError
+from ..exceptions import DDPayneError, SpectrumFileError
 from ..io.batch import SpectrumBatch
 from ..prepare.recipe import PROVENANCE_KEY, PreparationRecipe
 from ..prepare.spectra import PrepareSettings
@@ -117,7 +117,10 @@ def _same_pixels(recipe: PreparationRecipe, reader, wave: np.ndarray) -> bool:
     """Whether ``recipe`` prepares spectra on exactly the pixels ``wave`` (with ``reader``'s grid)."""
     if reader is None or reader.default_grid() is None:
         return False
-    grid, keep = recipe.grid_and_pixels(reader)
+    try:
+        grid, keep = recipe.grid_and_pixels(reader)
+    except DDPayneError:   # e.g. windows that keep too few pixels: not the model's, which is used instead
+        return False
     grid = np.asarray(reader.default_grid() if grid is None else grid[keep], float)
     return grid.shape == wave.shape and bool(np.allclose(grid, wave, rtol=1e-7, atol=0.0))
 
@@ -245,7 +248,6 @@ def fit_files(files: Sequence, model, catalogue=None, output: str | os.PathLike 
     ddpayne.exceptions.DDPayneError
         If no spectrum could be prepared (the message gives the reasons), or the files do not suit the model.
     """
-    from ..exceptions import DDPayneError
     from ..fit.calibration import total_error_columns
     from .catalogue import build_catalogue, write_catalogue
 
