@@ -154,8 +154,11 @@ def _library():
 
 #: Wavelength windows of the physical demo (rest-frame vacuum Å): lines of every one of the 15 labels —
 #: CN 3883 / Al 3944, 3961 / Ca II H&K, CH G band, Mn, Cr, Ti, Fe (blue); Mg b, Fe, Ni, Ti (green);
-#: Ca, Si, Ni (6100-6300); Al 6696/6698; the O I 7774 triplet; the Ca II triplet and Si, Fe (8480-8700).
-PHYSICAL_WINDOWS = [[3850, 4450], [5150, 5400], [6100, 6300], [6640, 6720], [7740, 7800], [8480, 8700]]
+#: Ca, Si, Ni (6100-6300); Al 6696/6698; the O I 7774 triplet; the Ca II triplet and Si, Fe (8480-8700);
+#: and the Hβ and Hα wings (Teff, log g; physics version 3 has their Stark profiles), the Hα core (±3.5 Å)
+#: left out: the chromospheric core of a real star is deeper than any LTE model's.
+PHYSICAL_WINDOWS = [[3850, 4450], [4800, 4930], [5150, 5400], [6100, 6300], [6500, 6561], [6568, 6720],
+                    [7740, 7800], [8480, 8700]]
 #: The analytic stand-in's lines all lie in this range.
 STANDIN_WINDOW = [5000, 5450]
 
