@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 LINE_REACH = 25.0
 #: Output step (Å, air) of the synthesis; SME integrates on its own adaptive grid and interpolates.
 STEP = 0.02
+#: The PySME release the correction was built and validated with.
+TESTED_VERSION = "1.2.0"
 INSTALL_HINT = ("the hydrogen-line synthesis needs PySME: pip install 'ddpayne[hydrogen]' && "
                 "pip install --no-deps pysme-astro==1.2.0 (see docs/install.rst)")
 
@@ -48,6 +50,12 @@ def require_pysme():
     except ImportError as err:
         raise PySMEMissingError(f"{INSTALL_HINT} ({err})") from err
     logging.getLogger("pysme").setLevel(logging.WARNING)
+    import pysme
+    if getattr(pysme, "__version__", None) != TESTED_VERSION:
+        log.warning("PySME %s is installed; ddpayne's hydrogen correction was measured with %s (its "
+                    "SME_Structure and line-list interfaces change between releases): pip install --no-deps "
+                    "pysme-astro==%s if the synthesis fails", getattr(pysme, "__version__", "?"), TESTED_VERSION,
+                    TESTED_VERSION)
     return synthesize_spectrum
 
 
