@@ -72,6 +72,20 @@ def _kept_environment():
             os.environ["XDG_CACHE_HOME"] = old
 
 
+@contextlib.contextmanager
+def _scratch_directory():
+    """Run in a temporary working directory: SME's C library writes ``syntherr.log`` into the current one
+    (it would litter the user's folder). Changes the process's working directory meanwhile."""
+    import tempfile
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="ddpayne-sme-") as tmp:
+        os.chdir(tmp)
+        try:
+            yield
+        finally:
+            os.chdir(here)
+
+
 def sme_abundances(labels: Mapping[str, float]):
     """PySME abundances for ``labels``: Asplund (2009) + [X/Fe] (+ [α/M] for Ne, S, Ar); [M/H] = [Fe/H]."""
     from ddpayne_moog.synth import alpha_of
@@ -146,7 +160,7 @@ class SmeSynthesizer(Synthesizer):
         sme.normalize_by_continuum = True
         sme.vrad_flag = "none"
         sme.cscale_flag = "none"
-        with _kept_environment():
+        with _kept_environment(), _scratch_directory():
             try:
                 sme = self._synthesize(sme)
             except Exception as err:  # SME raises bare exceptions from its C library
