@@ -270,3 +270,39 @@ def test_build_hydrogen_with_two_processes_matches_one(tmp_path, monkeypatch):
     two = build_hydrogen(tmp_path / "two.fits", cands, 5, base=None, processes=2)
     assert np.array_equal(one.nodes["TEFF"], two.nodes["TEFF"])
     assert np.array_equal(one.log_correction, two.log_correction)
+
+
+def test_bundled_products_carry_the_hydrogen_correction():
+    """The bundled library and gradient product are of this ddpayne's physics version, built with the
+    bundled hydrogen-correction product as it is (the same nodes)."""
+    from ddpayne.mock.library import MockLibrary
+    from ddpayne.physics import PHYSICS_VERSION
+    from ddpayne.physics.build_gradients import DEFAULT_PRODUCT
+    from ddpayne.physics.gradients import GradientSpectra
+    lib = MockLibrary.read()
+    grad = GradientSpectra.read(DEFAULT_PRODUCT)
+    prod = hyd.HydrogenCorrection.read(Path(hyd.__file__).parent.parent / "data" / "hydrogen_desi.fits")
+    for p in (lib.provenance, grad.provenance):
+        assert p["physics_version"] == PHYSICS_VERSION >= 3
+        assert p["hydrogen"]["n_nodes"] == len(prod) >= 20
+        assert p["hydrogen"]["hydrogen_version"] == hyd.HYDROGEN_VERSION
+    # the library's warm stars have Stark wings: H-beta wing pixels deeper than in cool stars
+    w = lib.wavelength
+    wing = (np.abs(w - 4862.68) > 3) & (np.abs(w - 4862.68) < 10)
+    teff = np.asarray(lib.labels["TEFF"])
+    warm, cool = lib.flux[teff > 6100][:, wing].mean(), lib.flux[teff < 4800][:, wing].mean()
+    assert warm < 0.95 and warm < cool - 0.03     # physics 2 (no Stark wings): 0.984
+
+
+@pytest.mark.synthesis
+@pytest.mark.skipif(not HAVE_PYSME, reason="PySME is not installed: pip install --no-deps pysme-astro==1.2.0")
+def test_pysme_leaves_no_files_and_keeps_the_environment(tmp_path, monkeypatch):
+    import os
+
+    from ddpayne_pysme.synth import SmeSynthesizer
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    w, f = SmeSynthesizer().synthesize({"TEFF": 5772.0, "LOGG": 4.44, "FE_H": 0.0}, 4855.0, 4870.0)
+    assert np.all(np.isfinite(f)) and f.min() < 0.5                 # the H-beta core
+    assert os.getcwd() == str(tmp_path) and list(tmp_path.iterdir()) == []
+    assert os.environ["XDG_CACHE_HOME"] == str(tmp_path / "cache")

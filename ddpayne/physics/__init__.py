@@ -16,4 +16,4 @@
 """
 
 #: ``physics_version`` of the bundled products; the Kurucz regularizer refuses older gradient products.
-PHYSICS_VERSION = 2
+PHYSICS_VERSION = 3
