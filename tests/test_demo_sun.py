@@ -87,3 +87,17 @@ def test_demo_model_fits_the_real_sun(tmp_path_factory):
     diff = {str(r["LABEL"]): float(r["DIFF"]) for r in table}
     misses = {n: f"{diff[n]:+.3g} (target ±{tol:g})" for n, tol in TARGETS.items() if not abs(diff[n]) <= tol}
     assert not misses, f"the demo's model misses the real Sun: {misses}; full comparison:\n{table}"
+
+
+def test_fit_flags_carry_their_reason(tmp_path):
+    """A fit-stage flag set by fit_files (e.g. a label at its bound) comes with its reason, as in the
+    pipeline's catalogue."""
+    from ddpayne.flags import stage_reason
+    from ddpayne.pipeline.apply import fit_files
+    from ddpayne.pipeline.demo import bundled
+    small = train_small_model(tmp_path / "model", n_stars=100)
+    cat = fit_files([bundled("sun", "coadd-sun-snr100.fits")], small["model"],
+                    catalogue=bundled("sun", "mwsall-sun-snr100.fits"))
+    flag = int(cat["FLAG"][0])
+    assert stage_reason(flag), "the small model puts the Sun at a label bound: a fit-stage flag is expected"
+    assert str(cat["FLAG_REASON"][0]) == stage_reason(flag)          # the Sun's preparation sets none

@@ -27,6 +27,7 @@ from astropy.table import Table, vstack
 
 from .. import __version__, registry
 from ..exceptions import DDPayneError, SpectrumFileError
+from ..flags import join_reasons, stage_reason
 from ..io.batch import SpectrumBatch
 from ..prepare.recipe import PROVENANCE_KEY, PreparationRecipe
 from ..prepare.spectra import PrepareSettings
@@ -270,6 +271,10 @@ def fit_files(files: Sequence, model, catalogue=None, output: str | os.PathLike 
         extra = total_error_columns(cat, Table({"LABEL": list(sys), "SYS": [float(v) for v in sys.values()]}))
         for name in extra.colnames:
             cat[name] = extra[name]
+    # the fit sets bits without a reason: add theirs to the preparation's, as the pipeline's catalogue does
+    prep = (np.ma.filled(np.ma.asarray(cat["FLAG_REASON"]).astype(str), "") if "FLAG_REASON" in cat.colnames
+            else np.full(len(cat), ""))
+    cat["FLAG_REASON"] = [join_reasons(r, stage_reason(f)) for r, f in zip(prep, np.asarray(cat["FLAG"]))]
     cat.meta["REJECTED"] = len(rejected)
     cat.meta["NPIXGRID"] = int(batch.wavelength.size)   # the model's grid, which the spectra were cut to
     cat.meta["WAVEMIN"], cat.meta["WAVEMAX"] = float(batch.wavelength[0]), float(batch.wavelength[-1])
