@@ -306,3 +306,13 @@ def test_pysme_leaves_no_files_and_keeps_the_environment(tmp_path, monkeypatch):
     assert np.all(np.isfinite(f)) and f.min() < 0.5                 # the H-beta core
     assert os.getcwd() == str(tmp_path) and list(tmp_path.iterdir()) == []
     assert os.environ["XDG_CACHE_HOME"] == str(tmp_path / "cache")
+
+
+def test_builders_refuse_a_hydrogen_product_for_another_survey_before_any_work(tmp_path):
+    from ddpayne.exceptions import DDPayneError
+    _, prod, _ = _analytic_product()
+    with pytest.raises(DDPayneError, match="cannot be applied to 'lamost' products"):
+        hyd.load(prod, "lamost")
+    with pytest.raises(DDPayneError, match="no hydrogen-correction file"):
+        hyd.load(tmp_path / "missing.fits")
+    assert hyd.load(None, "lamost") is None and hyd.load(prod) is prod

@@ -214,7 +214,7 @@ def build_library(workdir: str | Path, out: str | Path = DEFAULT_LIBRARY, comman
     """
     from ..physics import hydrogen as hyd
     from ..physics.runner import current_physics, degraded_flux, load_plan, load_result
-    hydrogen = hyd.load(hydrogen)
+    hydrogen = hyd.load(hydrogen, instrument)
     workdir = Path(workdir)
     plan = load_plan(workdir)
     jobs = [j for j in plan["jobs"] if j["kind"] == "mock"]

@@ -73,7 +73,7 @@ def build(workdir: str | Path, out: str | Path | None = DEFAULT_PRODUCT, command
     every step spectrum, each at its own labels, and reduces the hydrogen mask to the line cores.
     """
     from . import hydrogen as hyd
-    hydrogen = hyd.load(hydrogen)
+    hydrogen = hyd.load(hydrogen, instrument)
     workdir = Path(workdir)
     plan = load_plan(workdir)
     jobs = [j for j in plan["jobs"] if j["kind"] == "grad"]

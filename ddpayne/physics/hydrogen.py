@@ -75,11 +75,29 @@ def product_physics_version(synthesis_version: int, corrected: bool) -> int:
     return int(synthesis_version) + (HYDROGEN_VERSION if corrected else 0)
 
 
-def load(hydrogen) -> "HydrogenCorrection | None":
-    """A :class:`HydrogenCorrection` from a path, an instance, or None (no correction)."""
-    if hydrogen is None or isinstance(hydrogen, HydrogenCorrection):
+def load(hydrogen, instrument: str = "desi") -> "HydrogenCorrection | None":
+    """A :class:`HydrogenCorrection` from a path, an instance, or None (no correction), for building the
+    products of ``instrument``.
+
+    Raises
+    ------
+    DDPayneError
+        The file is missing or not a correction product, or ``instrument`` is not the DESI grid the
+        correction is computed on (checked before any work).
+    """
+    from ..exceptions import DDPayneError
+    if hydrogen is None:
+        return None
+    if instrument != "desi":
+        raise DDPayneError(f"the hydrogen correction {hydrogen} is computed at DESI resolution on the DESI grid; "
+                           f"it cannot be applied to {instrument!r} products (that needs nodes computed at "
+                           f"{instrument}'s resolution, which ddpayne does not build yet): leave out --hydrogen")
+    if isinstance(hydrogen, HydrogenCorrection):
         return hydrogen
-    return HydrogenCorrection.read(hydrogen)
+    try:
+        return HydrogenCorrection.read(hydrogen)
+    except (OSError, ValueError) as err:
+        raise DDPayneError(str(err)) from err
 
 
 def window_pixels(grid: np.ndarray, windows: Sequence[tuple[float, float]] = WINDOWS_VAC) -> np.ndarray:
