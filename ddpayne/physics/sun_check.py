@@ -21,7 +21,7 @@ SUN_FILE = Path(__file__).resolve().parent.parent / "data" / "sun" / "sun-normal
 CA_TRIPLET_VAC = np.array([8500.36, 8544.44, 8664.52])
 #: Core half-width (Å) left out of every window.
 CORE = 2.0
-#: (name, centres, inner |Δλ| range, outer |Δλ| range) in Å.
+#: (name, centres, inner and outer ranges of the distance from the centre) in Å.
 WING_WINDOWS = (
     ("H_ALPHA", BALMER_VAC[:1], (CORE, 15.0), (15.0, 40.0)),
     ("H_BETA", BALMER_VAC[1:2], (CORE, 12.0), (12.0, 30.0)),
