@@ -57,7 +57,11 @@ def ddpayne_regularizers():
     """Training regularizers: subclasses of :class:`ddpayne.model.regularizer.Regularizer`.
 
     A regularizer adds a term to the training loss (in DD-Payne: the mismatch between the emulator's
-    gradient spectra and physical ones, paper Eq. 3).
+    gradient spectra and physical ones, paper Eq. 3). The pipeline builds it with
+    :meth:`~ddpayne.model.regularizer.Regularizer.from_options`, passing the configuration's
+    ``[training.regularizer_options]`` table unchanged (the plugin validates it) and a
+    :class:`~ddpayne.model.regularizer.RegularizerContext` (the configuration's folder and the run's gradient
+    spectra on the training grid).
     """
 
 
