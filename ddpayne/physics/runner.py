@@ -1,7 +1,7 @@
 """Resumable background synthesis of the gradient-spectra product and the mock library.
 
 One job = one synthetic spectrum. The plan (``<workdir>/plan.json``) is written on the first run and reused
-afterwards, so label draws and job order never change between sessions. Each finished job is one small file
+afterwards, so label draws and job order never change between runs. Each finished job is one small file
 ``<workdir>/results/<job_id>.npz`` (written atomically, ~30 KB, meant to be committed) holding
 
 * ``flux``: the degraded, continuum-normalised spectrum on the DESI grid (float32),
