@@ -27,7 +27,6 @@ from astropy.table import Table, vstack
 
 from .. import __version__, registry
 from ..exceptions import DDPayneError, SpectrumFileError
-from ..flags import join_reasons, stage_reason
 from ..io.batch import SpectrumBatch
 from ..prepare.recipe import PROVENANCE_KEY, PreparationRecipe
 from ..prepare.spectra import PrepareSettings
@@ -250,7 +249,7 @@ def fit_files(files: Sequence, model, catalogue=None, output: str | os.PathLike 
         If no spectrum could be prepared (the message gives the reasons), or the files do not suit the model.
     """
     from ..fit.calibration import total_error_columns
-    from .catalogue import build_catalogue, write_catalogue
+    from .catalogue import add_stage_reasons, build_catalogue, write_catalogue
 
     emulator = load_model(model)
     batch, rejected = prepare_for_model(files, emulator, catalogue=catalogue, reader=reader)
@@ -271,10 +270,7 @@ def fit_files(files: Sequence, model, catalogue=None, output: str | os.PathLike 
         extra = total_error_columns(cat, Table({"LABEL": list(sys), "SYS": [float(v) for v in sys.values()]}))
         for name in extra.colnames:
             cat[name] = extra[name]
-    # the fit sets bits without a reason: add theirs to the preparation's, as the pipeline's catalogue does
-    prep = (np.ma.filled(np.ma.asarray(cat["FLAG_REASON"]).astype(str), "") if "FLAG_REASON" in cat.colnames
-            else np.full(len(cat), ""))
-    cat["FLAG_REASON"] = [join_reasons(r, stage_reason(f)) for r, f in zip(prep, np.asarray(cat["FLAG"]))]
+    add_stage_reasons(cat)
     cat.meta["REJECTED"] = len(rejected)
     cat.meta["NPIXGRID"] = int(batch.wavelength.size)   # the model's grid, which the spectra were cut to
     cat.meta["WAVEMIN"], cat.meta["WAVEMAX"] = float(batch.wavelength[0]), float(batch.wavelength[-1])

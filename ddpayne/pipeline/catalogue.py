@@ -19,7 +19,7 @@ from astropy.io import fits
 from astropy.table import Column, Table
 
 from .. import __version__
-from ..flags import describe
+from ..flags import describe, join_reasons, stage_reason
 from ..io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -164,6 +164,14 @@ def _describe_columns(table: Table) -> None:
             col.unit = unit
         if not col.description:
             col.description = desc or UNKNOWN_COLUMN
+
+
+def add_stage_reasons(cat: Table) -> None:
+    """Append to ``FLAG_REASON`` the reasons of the fit- and derive-stage bits set in ``FLAG``, which those
+    stages set without one (the preparation's reasons are kept first). Modifies ``cat`` in place."""
+    prep = (np.ma.filled(np.ma.asarray(cat["FLAG_REASON"]).astype(str), "") if "FLAG_REASON" in cat.colnames
+            else np.full(len(cat), ""))
+    cat["FLAG_REASON"] = [join_reasons(r, stage_reason(f)) for r, f in zip(prep, np.asarray(cat["FLAG"]))]
 
 
 def build_catalogue(meta: Table, fit: Table | None = None, galaxy: Table | None = None) -> Table:

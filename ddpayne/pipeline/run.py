@@ -30,7 +30,7 @@ from astropy.table import Table, hstack, vstack
 
 from .. import __version__, registry
 from ..exceptions import DDPayneError, SpectrumFileError
-from ..flags import Flag, join_reasons, stage_reason
+from ..flags import Flag
 from ..io.batch import SpectrumBatch
 from .config import Config, ConfigError, check_output_dir, check_paths, load_config, write_config
 
@@ -565,7 +565,7 @@ class Pipeline:
 
     def catalogue(self) -> Path:
         """Write the final catalogue."""
-        from .catalogue import build_catalogue, read_catalogue, write_catalogue
+        from .catalogue import add_stage_reasons, build_catalogue, read_catalogue, write_catalogue
 
         stars = self._stars_table()
         galaxy = None
@@ -576,10 +576,7 @@ class Pipeline:
         extra = [t for t in (self._crb_columns(stars), self._total_error_columns(stars),
                              self._own_fraction_columns(stars)) if t is not None]
         cat = build_catalogue(stars, hstack(extra) if extra else None, galaxy)
-        # the fit and derive stages set bits without a reason: add theirs to the preparation's
-        prep = np.ma.filled(np.ma.asarray(cat["FLAG_REASON"]).astype(str), "") if "FLAG_REASON" in \
-            cat.colnames else np.full(len(cat), "")
-        cat["FLAG_REASON"] = [join_reasons(r, stage_reason(f)) for r, f in zip(prep, np.asarray(cat["FLAG"]))]
+        add_stage_reasons(cat)
         provenance = {
             "ddpayne_version": __version__,
             "plugins": {i.name: i.version for i in registry.plugins()},
