@@ -12,7 +12,7 @@ Usage::
 import sys
 
 import numpy as np
-from scipy.spatial import Delaunay
+from scipy.spatial import Delaunay, QhullError
 
 from ddpayne.physics.hydrogen import WINDOWS_VAC, HydrogenCorrection, scaled_coordinates
 
@@ -26,7 +26,7 @@ def main(path="ddpayne/data/hydrogen_desi.fits"):
         others = np.delete(x, i, axis=0)
         try:
             inside[i] = Delaunay(others).find_simplex(x[i]) >= 0
-        except Exception:
+        except QhullError:   # too few or degenerate nodes: no hull
             inside[i] = False
     w = p.wavelength[p.pixels]
     print(f"{len(p)} nodes ({inside.sum()} inside the others' hull); ln C interpolation error "

@@ -34,7 +34,7 @@ def _analytic_product(n=40, seed=1):
     rng = np.random.default_rng(seed)
     grid = desi_grid()
     prod = hyd.HydrogenCorrection.empty(grid)
-    truth = lambda t, g, f: (-0.1 * ((t - 4000) / 2500) ** 2 * (1 - 0.05 * g)  # noqa: E731
+    truth = lambda t, g, f: (-0.1 * ((t - 4000) / 2500) ** 2 * (1 - 0.05 * g)
                              * np.exp(-0.5 * ((grid[prod.pixels] - 4862.68) / 15) ** 2) * (1 + 0.1 * f))
     for _ in range(n):
         lab = {k: 0.0 for k in LABEL_NAMES}
@@ -89,7 +89,7 @@ def test_correction_of_a_normalised_spectrum_matches_renormalising():
     good = np.isfinite(flux)
     norm, ivar, _ = normalise(grid, np.where(good, flux, 1.0), good.astype(float))
     b0, bs, bins = blanketing(grid[good], flux[good])
-    exact, ivar2, _ = normalise(grid, np.where(good, flux * factor, 1.0), good.astype(float))
+    exact, _, _ = normalise(grid, np.where(good, flux * factor, 1.0), good.astype(float))
     approx = hyd.correct_normalised(grid, np.where(ivar > 0, norm, np.nan), factor, b0, bs, bins)
     sel = good & np.isfinite(approx) & (grid > 3650) & (grid < 9780)
     diff = approx[sel] - exact[sel]
@@ -302,7 +302,7 @@ def test_pysme_leaves_no_files_and_keeps_the_environment(tmp_path, monkeypatch):
     from ddpayne_pysme.synth import SmeSynthesizer
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    w, f = SmeSynthesizer().synthesize({"TEFF": 5772.0, "LOGG": 4.44, "FE_H": 0.0}, 4855.0, 4870.0)
+    _, f = SmeSynthesizer().synthesize({"TEFF": 5772.0, "LOGG": 4.44, "FE_H": 0.0}, 4855.0, 4870.0)
     assert np.all(np.isfinite(f)) and f.min() < 0.5                 # the H-beta core
     assert os.getcwd() == str(tmp_path) and list(tmp_path.iterdir()) == []
     assert os.environ["XDG_CACHE_HOME"] == str(tmp_path / "cache")

@@ -135,16 +135,11 @@ def correction_at(with_hydrogen, metals_only, labels: Mapping[str, float], grid:
         pix = window_pixels(grid, [(lo, hi)])
         if pix.size == 0:
             continue
-        w, fh = with_hydrogen.synthesize(labels, lo, hi)
-        w0, fm = metals_only.synthesize(labels, lo, hi)
-        ch = convolve_to_grid(w, fh, grid[pix], resolution)
-        cm = convolve_to_grid(w0, fm, grid[pix], resolution)
-        ratio = ch / cm
+        spectra = (with_hydrogen, metals_only) + (tuple(base) if base is not None else ())
+        flux = [convolve_to_grid(*s.synthesize(labels, lo, hi), grid[pix], resolution) for s in spectra]
+        ratio = flux[0] / flux[1]
         if base is not None:
-            wb, fb = base[0].synthesize(labels, lo, hi)
-            wb0, fb0 = base[1].synthesize(labels, lo, hi)
-            ratio = ratio * convolve_to_grid(wb0, fb0, grid[pix], resolution) / convolve_to_grid(
-                wb, fb, grid[pix], resolution)
+            ratio = ratio * flux[3] / flux[2]
         if not np.all(np.isfinite(ratio) & (ratio > 0)):
             raise ValueError(f"hydrogen correction not finite and positive in {lo}-{hi} Å for {dict(labels)}")
         out.append(np.log(ratio))

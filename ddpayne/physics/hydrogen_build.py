@@ -13,7 +13,6 @@ loses only the node in flight. One run per product (a lock next to it).
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -100,7 +99,7 @@ def _node(labels: dict) -> tuple[dict, np.ndarray | None, str | None, float]:
     try:
         logc = correction_at(w["with_h"], w["metals"], labels, w["grid"], base=w["base"])
         return labels, logc, None, time.monotonic() - t0
-    except Exception as err:   # one star's synthesis failing must not stop the build
+    except Exception as err:   # noqa: BLE001 - one star's synthesis failing must not stop the build
         return labels, None, f"{type(err).__name__}: {err}"[:500], time.monotonic() - t0
 
 
