@@ -85,8 +85,7 @@ def _synthesizers(synthesizer: str, base: str | None, base_options: dict | None)
     cls = registry.get("synthesizer", synthesizer)
     pair = None
     if base is not None:
-        from .runner import DEFAULT_MOCK_SETTINGS
-        opts = {"settings": DEFAULT_MOCK_SETTINGS} if base_options is None else dict(base_options)
+        opts = _base_options(base_options)
         bcls = registry.get("synthesizer", base)
         pair = (bcls(hydrogen=True, **opts), bcls(hydrogen=False, **opts))
     return {"with_h": cls(hydrogen=True), "metals": cls(hydrogen=False), "base": pair}
@@ -147,10 +146,7 @@ def build_hydrogen(out: str | Path, candidates: Table, n_nodes: int, synthesizer
                                    "interpolation": "thin-plate-spline RBF of ln C in (TEFF/250, LOGG/0.5, "
                                                     "FE_H/0.5)"})
         if base is not None:
-            from .runner import DEFAULT_MOCK_SETTINGS
-            product.provenance["base"] = {"synthesizer": base,
-                                          **({"settings": DEFAULT_MOCK_SETTINGS} if base_options is None
-                                             else dict(base_options))}
+            product.provenance["base"] = {"synthesizer": base, **_base_options(base_options)}
         jobs = [{n: float(candidates[n][i]) for n in LABEL_NAMES} for i in todo]
         start = time.monotonic()
         for k, (labels, logc, reason, seconds) in enumerate(
@@ -171,6 +167,12 @@ def build_hydrogen(out: str | Path, candidates: Table, n_nodes: int, synthesizer
                 log.info("stopping after %.0f s as asked; rerun to resume", spent)
                 break
         return product
+
+
+def _base_options(base_options: dict | None) -> dict:
+    """Constructor options of the base synthesizer: default, the mock library's MOOG settings."""
+    from .runner import DEFAULT_MOCK_SETTINGS
+    return {"settings": DEFAULT_MOCK_SETTINGS} if base_options is None else dict(base_options)
 
 
 def _provenance(synthesizer: str) -> dict:

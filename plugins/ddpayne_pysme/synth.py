@@ -15,6 +15,7 @@ synthesises (which would move astropy's cache): :meth:`SmeSynthesizer.synthesize
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Mapping
@@ -119,9 +120,13 @@ class SmeSynthesizer(Synthesizer):
 
     def __init__(self, hydrogen: bool = True):
         self._synthesize = require_pysme()
-        from ddpayne_moog.linelist import load_linelist
         self.hydrogen = hydrogen
-        self.lines = load_linelist()
+
+    @functools.cached_property
+    def lines(self) -> dict:
+        """The linemake list (loaded on the first synthesis, not to describe the synthesizer)."""
+        from ddpayne_moog.linelist import load_linelist
+        return load_linelist()
 
     def provenance(self) -> dict:
         """Description of the physics (stored in products)."""
