@@ -125,8 +125,7 @@ def si_test(windows=((5480, 5510, 5495.2), (5330, 5345, 5339.2), (6020, 6040, 60
     full = MoogSynthesizer(settings=DEFAULT_MOCK_SETTINGS)
     cut = MoogSynthesizer(settings=DEFAULT_MOCK_SETTINGS)
     drop = np.isclose(cut.lines["species"], 14.0) & (cut.lines["ep"] > 5.5)
-    cut.lines = {k: v[~drop] for k, v in cut.lines.items()}
-    cut._strong_idx = cut._match_strong()
+    cut.use_lines({k: v[~drop] for k, v in cut.lines.items()})
     print(f"leaving out {drop.sum()} Si I lines of excitation > 5.5 eV:")
     for lo, hi, c in windows:
         pix = (g > lo + 4) & (g < hi - 4)

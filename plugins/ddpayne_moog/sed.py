@@ -177,8 +177,7 @@ def sed_synthesizer(settings: SedSettings = SedSettings()) -> MoogSynthesizer:
     """A :class:`MoogSynthesizer` that uses the UV-extended line list of :func:`sed_linelist`."""
     syn = MoogSynthesizer(SynthSettings(step=0.05, delta=settings.delta, chunk=settings.segment,
                                         min_strength=settings.min_strength))
-    syn.lines = sed_linelist()
-    syn._strong_idx = syn._match_strong()
+    syn.use_lines(sed_linelist())
     return syn
 
 

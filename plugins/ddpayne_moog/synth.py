@@ -416,10 +416,16 @@ class MoogSynthesizer(Synthesizer):
         self.build = build
         self.exe = moog_binary(variant=build)
         self.hydrogen = hydrogen
-        self.lines = load_linelist()
+        lines = load_linelist()
         if not hydrogen:
-            keep = ~np.isclose(self.lines["species"], 1.0)
-            self.lines = {k: v[keep] for k, v in self.lines.items()}
+            keep = ~np.isclose(lines["species"], 1.0)
+            lines = {k: v[keep] for k, v in lines.items()}
+        self.use_lines(lines)
+
+    def use_lines(self, lines: Mapping[str, np.ndarray]) -> None:
+        """Synthesise with ``lines`` (a line list in :func:`~ddpayne_moog.linelist.load_linelist`'s form,
+        e.g. a subset of it) from now on; the full-wing "strong" lines are found again in it."""
+        self.lines = dict(lines)
         self._strong_idx = self._match_strong()
 
     def _match_strong(self) -> np.ndarray:
