@@ -134,8 +134,8 @@ def test_corrected_product_mask_keeps_wings_and_masks_cores():
 
 def _scaled_rms(wave, model, sun, centres, span):
     """rms after one free scale factor (the window's continuum level)."""
-    from ddpayne.physics.sun_check import window_pixels
-    sel = window_pixels(wave, centres, span)
+    from ddpayne.physics.sun_check import wing_pixels
+    sel = wing_pixels(wave, centres, span)
     k = np.sum(sun[sel] * model[sel]) / np.sum(model[sel] ** 2)
     return np.sqrt(np.mean((sun[sel] - k * model[sel]) ** 2))
 

@@ -40,7 +40,7 @@ def real_sun() -> tuple[np.ndarray, np.ndarray]:
     return wave[order], flux[order]
 
 
-def window_pixels(wave: np.ndarray, centres: np.ndarray, span: tuple[float, float]) -> np.ndarray:
+def wing_pixels(wave: np.ndarray, centres: np.ndarray, span: tuple[float, float]) -> np.ndarray:
     """Pixels with ``span[0] < |λ − c| ≤ span[1]`` for some centre, outside every core (±:data:`CORE`)
     of the centres and of the Ca II triplet."""
     wave = np.asarray(wave, float)
@@ -60,7 +60,7 @@ def wing_rms(wave: np.ndarray, model: np.ndarray, sun: np.ndarray) -> Table:
     good = np.isfinite(model) & np.isfinite(sun)
     for name, centres, inner, outer in WING_WINDOWS:
         for part, span in (("inner", inner), ("outer", outer)):
-            sel = window_pixels(wave, centres, span) & good
+            sel = wing_pixels(wave, centres, span) & good
             rms = float(np.sqrt(np.mean((sun[sel] - model[sel]) ** 2))) if sel.any() else np.nan
             rows.append((name, part, int(sel.sum()), rms))
     return Table(rows=rows, names=("LINE", "PART", "N_PIX", "RMS"))
