@@ -248,9 +248,7 @@ def build_library(workdir: str | Path, out: str | Path = DEFAULT_LIBRARY, comman
             "label_extensions": plan.get("mock_extensions", []),
             "physics_version": hyd.product_physics_version(physics, hydrogen is not None),
             "n_outdated_left_out": n_outdated,
-            "hydrogen": ("none (no Stark wings)" if hydrogen is None else
-                         {k: hydrogen.provenance.get(k) for k in ("synthesis", "hydrogen_version", "interpolation",
-                                                                  "windows_vac", "n_nodes", "updated")}),
+            "hydrogen": hyd.provenance_entry(hydrogen),
             "instrument": plan["instrument"] if instrument == "desi" else instrument,
             "synthesis": plan["provenance"],
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -120,9 +120,7 @@ def build(workdir: str | Path, out: str | Path | None = DEFAULT_PRODUCT, command
         "difference": "forward", "n_ref_included": len(ref_ids), "n_ref_planned": len(refs),
         "physics_version": hyd.product_physics_version(physics, hydrogen is not None),
         "n_ref_outdated_left_out": len(outdated),
-        "hydrogen": ("none (no Stark wings)" if hydrogen is None else
-                     {k: hydrogen.provenance.get(k) for k in ("synthesis", "hydrogen_version", "interpolation",
-                                                              "windows_vac", "n_nodes", "updated")}),
+        "hydrogen": hyd.provenance_entry(hydrogen),
         "ref_ids": ref_ids, "reference_loci": "ddpayne.physics.references.reference_points()",
         "mask": ("hydrogen-line cores +-2.5 A, everything below 3755 A (Balmer series limit, uncorrected); "
                  "and pixels not covered" if hydrogen is not None else

@@ -75,6 +75,14 @@ def product_physics_version(synthesis_version: int, corrected: bool) -> int:
     return int(synthesis_version) + (HYDROGEN_VERSION if corrected else 0)
 
 
+def provenance_entry(hydrogen: "HydrogenCorrection | None") -> dict | str:
+    """What a product built with (or without) ``hydrogen`` records of it in its provenance."""
+    if hydrogen is None:
+        return "none (no Stark wings)"
+    return {k: hydrogen.provenance.get(k) for k in ("synthesis", "hydrogen_version", "interpolation", "windows_vac",
+                                                     "n_nodes", "updated")}
+
+
 def load(hydrogen, instrument: str = "desi") -> "HydrogenCorrection | None":
     """A :class:`HydrogenCorrection` from a path, an instance, or None (no correction), for building the
     products of ``instrument``.
